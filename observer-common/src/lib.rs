@@ -1,0 +1,196 @@
+//! Types shared by the kernel programs (`observer-ebpf`) and user space (`observer`).
+//!
+//! Every record the kernel writes into the ring buffer starts with an [`EventHeader`]; its `kind` is
+//! one of the `KIND_*` constants. The layouts are `#[repr(C)]` and padded explicitly so that both
+//! sides agree byte for byte; user space decodes them field by field at `offset_of!` positions and
+//! never casts raw bytes into these types.
+#![no_std]
+
+/// Most bytes of one HTTP message head that reach user space, whether they come in one syscall or
+/// in many. A head longer than this is reported as truncated.
+pub const HEAD_MAX: u32 = 16 * 1024;
+/// Most iovec segments walked for one `readv`/`writev`/`recvmsg`/`sendmsg` call.
+pub const MAX_IOV: u32 = 32;
+/// Size of the per-CPU scratch buffer: a data header, then twice the head budget, so that a copy
+/// at any masked offset below `HEAD_MAX` of up to `HEAD_MAX` bytes stays inside it (verifier bound).
+pub const SCRATCH_DATA: usize = 2 * HEAD_MAX as usize;
+pub const SCRATCH_SIZE: usize = core::mem::size_of::<DataHeader>() + SCRATCH_DATA;
+
+/// Record kinds (`EventHeader::kind`).
+pub const KIND_DATA: u32 = 1;
+pub const KIND_CONNECT: u32 = 2;
+pub const KIND_ACCEPT: u32 = 3;
+pub const KIND_CLOSE: u32 = 4;
+pub const KIND_FORK: u32 = 5;
+/// The whole process (thread group) exited.
+pub const KIND_EXIT: u32 = 6;
+/// One thread of a process exited (`hdr.tid`).
+pub const KIND_THREAD_EXIT: u32 = 7;
+
+/// `DataHeader::flags`.
+pub mod flags {
+    /// The process wrote the bytes (egress); otherwise it read them (ingress).
+    pub const WRITE: u32 = 1 << 0;
+    /// The bytes begin like an HTTP/1.x request line or status line.
+    pub const HEAD_START: u32 = 1 << 1;
+    /// The message's head budget ran out: bytes of this syscall were not copied.
+    pub const CAPPED: u32 = 1 << 2;
+    /// The syscall had more iovec segments than `MAX_IOV`; the rest were not copied.
+    pub const IOV_CUT: u32 = 1 << 3;
+    /// Records of this connection and direction were lost (ring buffer full) before this one.
+    pub const LOST_BEFORE: u32 = 1 << 4;
+    /// Reading the process's memory failed part way; `data_len` bytes are valid.
+    pub const READ_FAULT: u32 = 1 << 5;
+}
+
+/// The syscall behind a data record (`DataHeader::syscall`).
+pub mod sys {
+    pub const READ: u32 = 0;
+    pub const READV: u32 = 1;
+    pub const RECVFROM: u32 = 2;
+    pub const RECVMSG: u32 = 3;
+    pub const WRITE: u32 = 4;
+    pub const WRITEV: u32 = 5;
+    pub const SENDTO: u32 = 6;
+    pub const SENDMSG: u32 = 7;
+    pub const CONNECT: u32 = 8;
+    pub const ACCEPT: u32 = 9;
+}
+
+/// Indexes of the per-CPU statistics array (`STATS`).
+pub mod stat {
+    /// Records that did not fit in the ring buffer and were dropped.
+    pub const RINGBUF_DROPS: u32 = 0;
+    /// Syscalls whose bytes were cut at the 16 KiB head budget.
+    pub const CAPPED: u32 = 1;
+    /// Syscalls with more than `MAX_IOV` iovec segments.
+    pub const IOV_CUT: u32 = 2;
+    /// Failed reads of process memory.
+    pub const READ_FAULTS: u32 = 3;
+    /// Data records written to the ring buffer.
+    pub const DATA_RECORDS: u32 = 4;
+    /// Bytes of payload written to the ring buffer.
+    pub const DATA_BYTES: u32 = 5;
+    /// Syscall exits with no saved entry arguments (entry missed, e.g. attached mid-call).
+    pub const ARGS_MISSING: u32 = 6;
+    /// Lifecycle records (connect, accept, close, fork, exit) written.
+    pub const LIFECYCLE_RECORDS: u32 = 7;
+    pub const COUNT: u32 = 8;
+}
+
+/// Indexes of the `CONFIG` array, written by user space before attaching.
+pub mod config {
+    /// 1: observe every process except `SELF_TGID`; 0: only the processes in `TRACED`.
+    pub const TRACE_ALL: u32 = 0;
+    /// The observer's own tgid, never observed.
+    pub const SELF_TGID: u32 = 1;
+    /// Byte offsets of fields in the sched tracepoints, read from tracefs `format` files
+    /// (they moved between kernel versions); 0 when absent.
+    pub const FORK_CHILD_PID_OFF: u32 = 2;
+    pub const EXIT_GROUP_DEAD_OFF: u32 = 3;
+    pub const COUNT: u32 = 4;
+}
+
+/// Address families carried in [`ConnEvent::family`].
+pub const AF_UNIX: u16 = 1;
+pub const AF_INET: u16 = 2;
+pub const AF_INET6: u16 = 10;
+
+/// Common head of every record.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EventHeader {
+    pub kind: u32,
+    /// Thread-group id (the process id users see).
+    pub pid: u32,
+    /// Thread id.
+    pub tid: u32,
+    /// The file descriptor the record is about (-1 when none).
+    pub fd: i32,
+    /// `bpf_ktime_get_ns()`: CLOCK_MONOTONIC nanoseconds.
+    pub ts_ns: u64,
+}
+
+/// Head of a `KIND_DATA` record; `data_len` payload bytes follow it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DataHeader {
+    pub hdr: EventHeader,
+    pub flags: u32,
+    pub syscall: u32,
+    /// Bytes the syscall moved (its return value); at least `data_len`.
+    pub total_len: u64,
+    pub data_len: u32,
+    pub _pad: u32,
+}
+
+/// `KIND_CONNECT` / `KIND_ACCEPT`: `hdr.fd` is the connected socket.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ConnEvent {
+    pub hdr: EventHeader,
+    /// `AF_*`; 0 when the address was not available.
+    pub family: u16,
+    /// Peer port, host byte order.
+    pub port: u16,
+    pub _pad: u32,
+    /// Peer address: 4 bytes for IPv4, 16 for IPv6, network order.
+    pub addr: [u8; 16],
+}
+
+/// `KIND_FORK`: `hdr.pid`/`hdr.tid` are the parent's; `child_tid` the new task's id.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ForkEvent {
+    pub hdr: EventHeader,
+    pub child_tid: u32,
+    pub _pad: u32,
+}
+
+/// Key of the kernel's per-connection state map.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ConnKey {
+    pub tgid: u32,
+    pub fd: i32,
+}
+
+/// Head-capture state of one direction of a connection.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DirState {
+    /// Head bytes still allowed for the message in progress; 0 when no head is in progress.
+    pub budget: u32,
+    /// Set when a record of this direction was dropped; reported on the next one.
+    pub lost: u32,
+}
+
+/// Value of the kernel's per-connection state map.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ConnState {
+    pub ingress: DirState,
+    pub egress: DirState,
+}
+
+/// Arguments saved at syscall entry, keyed by pid_tgid, consumed at exit.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SyscallArgs {
+    /// One of the `sys::*` constants.
+    pub syscall: u32,
+    pub fd: i32,
+    /// Buffer, iovec array, msghdr or sockaddr pointer, depending on `syscall`.
+    pub ptr: u64,
+    /// Buffer length or iovec count.
+    pub len: u64,
+}
+
+#[cfg(feature = "user")]
+mod user {
+    use super::*;
+    // SAFETY: plain #[repr(C)] integer structs with explicit padding fields: every bit pattern is valid.
+    unsafe impl aya::Pod for ConnKey {}
+    unsafe impl aya::Pod for ConnState {}
+    unsafe impl aya::Pod for SyscallArgs {}
+}
