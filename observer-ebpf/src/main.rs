@@ -120,8 +120,14 @@ fn emit<T>(record: &T) {
 // Data syscalls
 // ---------------------------------------------------------------------------------------------
 
+/// How a data syscall passes its bytes. Each exit program is specialised for one shape at
+/// compile time, so the verifier only walks the iovec loop in the four programs that need it.
+const SHAPE_BUFFER: u8 = 0;
+const SHAPE_IOV: u8 = 1;
+const SHAPE_MSGHDR: u8 = 2;
+
 macro_rules! data_hooks {
-    ($enter:ident, $exit:ident, $sys:expr) => {
+    ($enter:ident, $exit:ident, $sys:expr, $shape:expr) => {
         #[tracepoint]
         pub fn $enter(ctx: TracePointContext) -> u32 {
             let _ = save_args(&ctx, $sys);
@@ -129,20 +135,20 @@ macro_rules! data_hooks {
         }
         #[tracepoint]
         pub fn $exit(ctx: TracePointContext) -> u32 {
-            let _ = try_data_exit(&ctx);
+            let _ = try_data_exit(&ctx, $shape);
             0
         }
     };
 }
 
-data_hooks!(sys_enter_read, sys_exit_read, sys::READ);
-data_hooks!(sys_enter_readv, sys_exit_readv, sys::READV);
-data_hooks!(sys_enter_recvfrom, sys_exit_recvfrom, sys::RECVFROM);
-data_hooks!(sys_enter_recvmsg, sys_exit_recvmsg, sys::RECVMSG);
-data_hooks!(sys_enter_write, sys_exit_write, sys::WRITE);
-data_hooks!(sys_enter_writev, sys_exit_writev, sys::WRITEV);
-data_hooks!(sys_enter_sendto, sys_exit_sendto, sys::SENDTO);
-data_hooks!(sys_enter_sendmsg, sys_exit_sendmsg, sys::SENDMSG);
+data_hooks!(sys_enter_read, sys_exit_read, sys::READ, SHAPE_BUFFER);
+data_hooks!(sys_enter_readv, sys_exit_readv, sys::READV, SHAPE_IOV);
+data_hooks!(sys_enter_recvfrom, sys_exit_recvfrom, sys::RECVFROM, SHAPE_BUFFER);
+data_hooks!(sys_enter_recvmsg, sys_exit_recvmsg, sys::RECVMSG, SHAPE_MSGHDR);
+data_hooks!(sys_enter_write, sys_exit_write, sys::WRITE, SHAPE_BUFFER);
+data_hooks!(sys_enter_writev, sys_exit_writev, sys::WRITEV, SHAPE_IOV);
+data_hooks!(sys_enter_sendto, sys_exit_sendto, sys::SENDTO, SHAPE_BUFFER);
+data_hooks!(sys_enter_sendmsg, sys_exit_sendmsg, sys::SENDMSG, SHAPE_MSGHDR);
 
 /// Saves (fd, pointer, length) at syscall entry for observed processes. Syscall tracepoint
 /// arguments are 8-byte slots from offset 16.
@@ -180,10 +186,10 @@ enum Source {
 }
 
 #[inline(always)]
-fn source(args: &SyscallArgs) -> Result<Source, i64> {
-    match args.syscall {
-        sys::READV | sys::WRITEV => Ok(Source::Iov { iov: args.ptr, count: args.len }),
-        sys::RECVMSG | sys::SENDMSG => {
+fn source(args: &SyscallArgs, shape: u8) -> Result<Source, i64> {
+    match shape {
+        SHAPE_IOV => Ok(Source::Iov { iov: args.ptr, count: args.len }),
+        SHAPE_MSGHDR => {
             // struct user_msghdr: msg_iov at 16, msg_iovlen at 24 (64-bit ABI).
             let iov: u64 = read_user(args.ptr + 16)?;
             let count: u64 = read_user(args.ptr + 24)?;
@@ -201,22 +207,19 @@ fn read_user<T>(addr: u64) -> Result<T, i64> {
     })
 }
 
-/// First iovec segment with bytes in it: (base, len). Only the first `MAX_IOV` are looked at.
+/// The first segment: (base, len). Heads are recognised by their first bytes, which senders put
+/// in the first iovec; a leading empty segment is not searched past (it would multiply the
+/// verifier's work for a case no HTTP stack produces).
 #[inline(always)]
 fn first_segment(src: Source, total: u64) -> Result<(u64, u64), i64> {
     match src {
         Source::Buffer { ptr } => Ok((ptr, total)),
         Source::Iov { iov, count } => {
-            for i in 0..MAX_IOV as u64 {
-                if i >= count {
-                    break;
-                }
-                let seg: [u64; 2] = read_user(iov + i * 16)?;
-                if seg[1] != 0 {
-                    return Ok((seg[0], seg[1]));
-                }
+            if count == 0 {
+                return Err(0);
             }
-            Err(0)
+            let seg: [u64; 2] = read_user(iov)?;
+            Ok((seg[0], seg[1]))
         }
     }
 }
@@ -289,7 +292,8 @@ fn copy_in(scratch: *mut u8, off: u32, src: u64, len: u32) -> Result<(), i64> {
     Ok(())
 }
 
-fn try_data_exit(ctx: &TracePointContext) -> Result<(), i64> {
+#[inline(always)]
+fn try_data_exit(ctx: &TracePointContext, shape: u8) -> Result<(), i64> {
     let id = bpf_get_current_pid_tgid();
     let Some(args) = take_args(id) else {
         return Ok(());
@@ -300,7 +304,7 @@ fn try_data_exit(ctx: &TracePointContext) -> Result<(), i64> {
     }
     let total = ret as u64;
     let write = is_write(args.syscall);
-    let src = source(&args)?;
+    let src = source(&args, shape)?;
 
     // Peek at the first bytes (at most 8) of the first non-empty segment.
     let (base, seg_len) = first_segment(src, total)?;
@@ -318,7 +322,7 @@ fn try_data_exit(ctx: &TracePointContext) -> Result<(), i64> {
         count(stat::READ_FAULTS, 1);
         return Err(r);
     }
-    let head_start = looks_like_head(u64::from_le_bytes(peek), n);
+    let head_start = n > 0 && looks_like_head(u64::from_le_bytes(peek), n);
 
     let key = ConnKey { tgid: (id >> 32) as u32, fd: args.fd };
     let state = CONNS.get_ptr_mut(&key);

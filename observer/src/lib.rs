@@ -1,1 +1,16 @@
+//! observer: transparent eBPF observer of HTTP/1.1 trace-context propagation.
+//!
+//! Sources -> transforms -> sinks:
+//! * source: [`capture`] loads the kernel programs and decodes ring-buffer records into
+//!   [`capture::record::Event`]s;
+//! * transforms (pure, no I/O): [`http::tracker`] reassembles heads and pairs exchanges,
+//!   [`correlate`] relates inbound to outbound requests and finds propagation breaks,
+//!   [`pipeline`] joins them and turns findings into records;
+//! * sinks: [`output`] renders records as JSON lines or readable lines.
 pub mod capture;
+pub mod correlate;
+pub mod http;
+pub mod output;
+pub mod pipeline;
+pub mod procinfo;
+pub mod tracectx;

@@ -1,13 +1,198 @@
-use aya::programs::TracePoint;
-fn main() -> anyhow::Result<()> {
-    let mut ebpf = aya::EbpfLoader::new().set_max_entries("SCRATCH", aya::util::nr_cpus().unwrap() as u32).load(observer::capture::loader::EBPF_OBJECT)?;
-    let names: Vec<(String, String)> = ebpf.programs().map(|(n, _)| (n.to_string(), String::new())).collect();
-    for (name, _) in names {
-        let cat = if name.starts_with("sched") { "sched" } else { "syscalls" };
-        let p: &mut TracePoint = ebpf.program_mut(&name).unwrap().try_into()?;
-        if let Err(e) = p.load() { eprintln!("LOAD {name}: {e:?}"); std::process::exit(1) }
-        p.attach(cat, &name)?;
-        eprintln!("attached {name}");
+//! `observer`: the command line. Everything here is the edge (I/O, signals, errors to the user).
+
+use std::io::{IsTerminal, Write};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::Parser;
+use observer::capture::loader::{Capture, CaptureConfig};
+use observer::capture::reader::RingReader;
+use observer::capture::preflight::{self, LinuxHost};
+use observer::capture::record;
+use observer::correlate::{self, RandomIds};
+use observer::http::head::ParseOptions;
+use observer::output::{self, Format, Record};
+use observer::pipeline::Pipeline;
+use observer::procinfo::Procfs;
+use observer::tracectx::{HeaderSet, TraceHeader};
+use tokio::signal::unix::{SignalKind, signal};
+
+/// Watches processes' HTTP/1.1 traffic with eBPF and reports services that drop trace context.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Args {
+    /// Process to observe, with all its threads and descendants (repeatable).
+    #[arg(long = "pid", value_name = "PID", required_unless_present = "all")]
+    pids: Vec<u32>,
+    /// Observe every process on the host except the observer itself.
+    #[arg(long)]
+    all: bool,
+    /// Output format on stdout.
+    #[arg(long, value_enum, default_value = "pretty")]
+    output: Format,
+    /// Stop by itself after this many seconds.
+    #[arg(long, value_name = "SECONDS")]
+    duration: Option<f64>,
+    /// Also require this trace header on outbound requests when the inbound one carried it
+    /// (repeatable), e.g. `--require x-request-id` for Istio.
+    #[arg(long, value_name = "HEADER", value_parser = parse_header)]
+    require: Vec<TraceHeader>,
+    /// Keep query strings in reported paths (they are dropped by default: they may hold secrets).
+    #[arg(long)]
+    capture_query: bool,
+    /// How long after its response an inbound request still counts as active, in milliseconds.
+    #[arg(long, default_value_t = 100)]
+    grace_ms: u64,
+    /// Ring buffer size in MiB (a power of two).
+    #[arg(long, default_value_t = 16, value_parser = parse_ring_mib)]
+    ring_buffer_mib: u32,
+}
+
+fn parse_header(s: &str) -> Result<TraceHeader, String> {
+    TraceHeader::from_name(s).ok_or_else(|| {
+        let names: Vec<&str> = TraceHeader::ALL.iter().map(|h| h.name()).collect();
+        format!("unknown trace header {s:?}; one of: {}", names.join(", "))
+    })
+}
+
+fn parse_ring_mib(s: &str) -> Result<u32, String> {
+    let v: u32 = s.parse().map_err(|e| format!("{e}"))?;
+    if v == 0 || !v.is_power_of_two() || v > 1024 {
+        return Err("must be a power of two between 1 and 1024".into());
     }
+    Ok(v)
+}
+
+/// CLOCK_REALTIME - CLOCK_MONOTONIC: turns the kernel's timestamps into wall-clock time.
+fn wall_offset_ns() -> anyhow::Result<i128> {
+    use nix::time::{ClockId, clock_gettime};
+    let ns = |t: nix::sys::time::TimeSpec| i128::from(t.tv_sec()) * 1_000_000_000 + i128::from(t.tv_nsec());
+    let mono = clock_gettime(ClockId::CLOCK_MONOTONIC)?;
+    let real = clock_gettime(ClockId::CLOCK_REALTIME)?;
+    Ok(ns(real) - ns(mono))
+}
+
+struct Sink {
+    out: std::io::BufWriter<std::io::Stdout>,
+    format: Format,
+    colour: bool,
+}
+
+impl Sink {
+    /// Writes records; `Ok(false)` when stdout is gone (a closed pipe ends the run quietly).
+    fn write(&mut self, records: &mut Vec<Record>) -> anyhow::Result<bool> {
+        for r in records.drain(..) {
+            let line = output::render(&r, self.format, self.colour);
+            if let Err(e) = writeln!(self.out, "{line}") {
+                if e.kind() == std::io::ErrorKind::BrokenPipe {
+                    return Ok(false);
+                }
+                return Err(e).context("writing to stdout");
+            }
+        }
+        match self.out.flush() {
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(false),
+            r => r.context("writing to stdout").map(|_| true),
+        }
+    }
+}
+
+/// Records drained from the ring buffer before other work (signals, drop checks) gets a turn.
+const DRAIN_BATCH: usize = 8192;
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    preflight::check(&LinuxHost, &args.pids)?;
+    let procfs = Procfs::default();
+    let mut pids = Vec::new();
+    for &pid in &args.pids {
+        pids.extend(procfs.with_descendants(pid));
+    }
+    let cfg = CaptureConfig { pids: pids.clone(), all: args.all, ring_buffer_bytes: args.ring_buffer_mib << 20 };
+    let mut capture = Capture::load(&cfg)?;
+    let mut reader = RingReader::new(capture.ring()?).context("watching the ring buffer")?;
+
+    let mut require = HeaderSet::default();
+    require.insert(TraceHeader::Tracestate);
+    for h in &args.require {
+        require.insert(*h);
+    }
+    let corr = correlate::Config { grace_ns: args.grace_ms * 1_000_000, require, ..correlate::Config::default() };
+    let mut pipeline =
+        Pipeline::new(ParseOptions { keep_query: args.capture_query }, corr, Box::new(RandomIds), wall_offset_ns()?);
+    let mut os = procfs;
+    let mut sink = Sink {
+        out: std::io::BufWriter::new(std::io::stdout()),
+        colour: args.output == Format::Pretty && std::io::stdout().is_terminal(),
+        format: args.output,
+    };
+    let mut records = vec![Record::Ready { pids: args.pids.clone(), all: args.all, probes: capture.probes(), version: env!("CARGO_PKG_VERSION") }];
+    if !sink.write(&mut records)? {
+        return Ok(());
+    }
+
+    let mut sigint = signal(SignalKind::interrupt())?;
+    let mut sigterm = signal(SignalKind::terminate())?;
+    let mut tick = tokio::time::interval(Duration::from_millis(200));
+    let deadline = args.duration.map(|s| tokio::time::Instant::now() + Duration::from_secs_f64(s.max(0.0)));
+    let until = async {
+        match deadline {
+            Some(d) => tokio::time::sleep_until(d).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(until);
+
+    let on_record = |r: Result<record::Event, record::DecodeError>, pipeline: &mut Pipeline, os: &mut Procfs, records: &mut Vec<Record>| match r {
+        Ok(ev) => pipeline.on_event(&ev, os, records),
+        Err(e) => {
+            pipeline.count_decode_error();
+            tracing::warn!("undecodable ring-buffer record: {e}");
+        }
+    };
+
+    loop {
+        tokio::select! {
+            read = reader.read(DRAIN_BATCH, |r| on_record(r, &mut pipeline, &mut os, &mut records)) => {
+                read.context("reading the ring buffer")?;
+            }
+            _ = tick.tick() => {
+                pipeline.on_drop_check(capture.counters()?, &mut records);
+                capture.flush_kernel_log();
+            }
+            _ = sigint.recv() => break,
+            _ = sigterm.recv() => break,
+            _ = &mut until => break,
+        }
+        if !sink.write(&mut records)? {
+            return Ok(());
+        }
+    }
+    // Flush what is pending: the rest of the ring buffer, held breaks, then the summary.
+    while !reader.read_now(DRAIN_BATCH, |r| on_record(r, &mut pipeline, &mut os, &mut records)).1 {}
+    pipeline.on_drop_check(capture.counters()?, &mut records);
+    records.push(Record::Summary(pipeline.summary()));
+    sink.write(&mut records)?;
     Ok(())
+}
+
+fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+        .init();
+    let args = Args::parse();
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("observer: cannot start the runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(args)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("observer: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
 }

@@ -1,1 +1,204 @@
-pub static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/observer"));
+//! Loading the kernel programs, configuring their maps and attaching them.
+
+use std::collections::HashSet;
+
+use aya::maps::{Array, HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf};
+use aya::programs::TracePoint;
+use aya::{Ebpf, EbpfLoader};
+use observer_common::{config, stat};
+
+use crate::pipeline::KernelCounters;
+
+/// The eBPF object built by build.rs.
+static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/observer"));
+
+/// Every tracepoint the observer attaches: (category, name).
+pub const TRACEPOINTS: &[(&str, &str)] = &[
+    ("syscalls", "sys_enter_read"),
+    ("syscalls", "sys_exit_read"),
+    ("syscalls", "sys_enter_readv"),
+    ("syscalls", "sys_exit_readv"),
+    ("syscalls", "sys_enter_recvfrom"),
+    ("syscalls", "sys_exit_recvfrom"),
+    ("syscalls", "sys_enter_recvmsg"),
+    ("syscalls", "sys_exit_recvmsg"),
+    ("syscalls", "sys_enter_write"),
+    ("syscalls", "sys_exit_write"),
+    ("syscalls", "sys_enter_writev"),
+    ("syscalls", "sys_exit_writev"),
+    ("syscalls", "sys_enter_sendto"),
+    ("syscalls", "sys_exit_sendto"),
+    ("syscalls", "sys_enter_sendmsg"),
+    ("syscalls", "sys_exit_sendmsg"),
+    ("syscalls", "sys_enter_connect"),
+    ("syscalls", "sys_exit_connect"),
+    ("syscalls", "sys_enter_accept"),
+    ("syscalls", "sys_exit_accept"),
+    ("syscalls", "sys_enter_accept4"),
+    ("syscalls", "sys_exit_accept4"),
+    ("syscalls", "sys_enter_close"),
+    ("sched", "sched_process_fork"),
+    ("sched", "sched_process_exit"),
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("loading the eBPF programs failed: {0}")]
+    Load(#[from] aya::EbpfError),
+    #[error("the eBPF object has no {0}")]
+    Missing(String),
+    #[error("eBPF map {name}: {source}")]
+    Map { name: &'static str, source: aya::maps::MapError },
+    #[error("program {name} was rejected by the kernel: {source}")]
+    Program { name: &'static str, source: aya::programs::ProgramError },
+    #[error("reading tracefs format of {0}: {1}")]
+    Format(String, std::io::Error),
+}
+
+#[derive(Debug, Clone)]
+pub struct CaptureConfig {
+    /// Processes to observe (with their descendants, found by the caller).
+    pub pids: Vec<u32>,
+    /// Observe every process but this one.
+    pub all: bool,
+    /// Ring buffer size in bytes (a power of two multiple of the page size).
+    pub ring_buffer_bytes: u32,
+}
+
+/// The loaded and attached kernel side.
+pub struct Capture {
+    ebpf: Ebpf,
+    logger: Option<aya_log::EbpfLogger<&'static dyn log::Log>>,
+    probes: usize,
+}
+
+/// Offset of a field in a tracepoint's format file (`field:... NAME;\toffset:N;`).
+pub fn field_offset(format: &str, name: &str) -> Option<u64> {
+    format.lines().find_map(|line| {
+        let decl = line.trim().strip_prefix("field:")?;
+        let (decl, rest) = decl.split_once(';')?;
+        let ident = decl.trim().rsplit([' ', '*']).next()?.split('[').next()?;
+        if ident != name {
+            return None;
+        }
+        rest.trim().strip_prefix("offset:")?.split(';').next()?.trim().parse().ok()
+    })
+}
+
+fn read_format(category: &str, name: &str) -> Result<String, LoadError> {
+    let path = format!("{}/events/{category}/{name}/format", super::preflight::TRACEFS);
+    std::fs::read_to_string(&path).map_err(|e| LoadError::Format(path, e))
+}
+
+impl Capture {
+    pub fn load(cfg: &CaptureConfig) -> Result<Self, LoadError> {
+        let cpus = aya::util::nr_cpus().map_err(|(_, e)| LoadError::Missing(format!("CPU count ({e})")))? as u32;
+        let mut ebpf = EbpfLoader::new()
+            .map_max_entries("SCRATCH", cpus)
+            .map_max_entries("EVENTS", cfg.ring_buffer_bytes)
+            .load(EBPF_OBJECT)?;
+        // Kernel-side log lines (rare: only on map exhaustion) go to our tracing output.
+        let logger = aya_log::EbpfLogger::init(&mut ebpf).ok();
+
+        let fork = read_format("sched", "sched_process_fork")?;
+        let exit = read_format("sched", "sched_process_exit")?;
+        {
+            let mut conf: Array<&mut MapData, u64> = Array::try_from(
+                ebpf.map_mut("CONFIG").ok_or_else(|| LoadError::Missing("CONFIG map".into()))?,
+            )
+            .map_err(|source| LoadError::Map { name: "CONFIG", source })?;
+            let set = |conf: &mut Array<&mut MapData, u64>, k: u32, v: u64| {
+                conf.set(k, v, 0).map_err(|source| LoadError::Map { name: "CONFIG", source })
+            };
+            set(&mut conf, config::TRACE_ALL, u64::from(cfg.all))?;
+            set(&mut conf, config::SELF_TGID, u64::from(std::process::id()))?;
+            set(&mut conf, config::FORK_CHILD_PID_OFF, field_offset(&fork, "child_pid").unwrap_or(0))?;
+            set(&mut conf, config::EXIT_GROUP_DEAD_OFF, field_offset(&exit, "group_dead").unwrap_or(0))?;
+        }
+        let mut capture = Capture { ebpf, logger, probes: 0 };
+        capture.add_pids(&cfg.pids)?;
+
+        for &(category, name) in TRACEPOINTS {
+            let prog: &mut TracePoint = capture
+                .ebpf
+                .program_mut(name)
+                .ok_or_else(|| LoadError::Missing(format!("program {name}")))?
+                .try_into()
+                .map_err(|source| LoadError::Program { name, source })?;
+            let started = std::time::Instant::now();
+            prog.load().map_err(|source| LoadError::Program { name, source })?;
+            tracing::debug!(program = name, elapsed_ms = started.elapsed().as_millis() as u64, "verified and loaded");
+            prog.attach(category, name).map_err(|source| LoadError::Program { name, source })?;
+            capture.probes += 1;
+        }
+        Ok(capture)
+    }
+
+    /// Forwards the kernel programs' log lines (rare) to the `log`/`tracing` output.
+    pub fn flush_kernel_log(&mut self) {
+        if let Some(l) = self.logger.as_mut() {
+            l.flush();
+        }
+    }
+
+    pub fn probes(&self) -> usize {
+        self.probes
+    }
+
+    /// Adds processes to the kernel's filter.
+    pub fn add_pids(&mut self, pids: &[u32]) -> Result<(), LoadError> {
+        let mut traced: BpfHashMap<&mut MapData, u32, u8> = BpfHashMap::try_from(
+            self.ebpf.map_mut("TRACED").ok_or_else(|| LoadError::Missing("TRACED map".into()))?,
+        )
+        .map_err(|source| LoadError::Map { name: "TRACED", source })?;
+        let unique: HashSet<u32> = pids.iter().copied().collect();
+        for pid in unique {
+            traced.insert(pid, 1, 0).map_err(|source| LoadError::Map { name: "TRACED", source })?;
+        }
+        Ok(())
+    }
+
+    /// Takes the ring buffer out (once) for the reader.
+    pub fn ring(&mut self) -> Result<RingBuf<MapData>, LoadError> {
+        let map = self.ebpf.take_map("EVENTS").ok_or_else(|| LoadError::Missing("EVENTS map".into()))?;
+        RingBuf::try_from(map).map_err(|source| LoadError::Map { name: "EVENTS", source })
+    }
+
+    /// Sums the per-CPU counters.
+    pub fn counters(&self) -> Result<KernelCounters, LoadError> {
+        let stats: PerCpuArray<&MapData, u64> = PerCpuArray::try_from(
+            self.ebpf.map("STATS").ok_or_else(|| LoadError::Missing("STATS map".into()))?,
+        )
+        .map_err(|source| LoadError::Map { name: "STATS", source })?;
+        let sum = |i: u32| -> Result<u64, LoadError> {
+            let v = stats.get(&i, 0).map_err(|source| LoadError::Map { name: "STATS", source })?;
+            Ok(v.iter().copied().fold(0u64, u64::wrapping_add))
+        };
+        Ok(KernelCounters {
+            ringbuf_drops: sum(stat::RINGBUF_DROPS)?,
+            capped: sum(stat::CAPPED)?,
+            iov_cut: sum(stat::IOV_CUT)?,
+            read_faults: sum(stat::READ_FAULTS)?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FORK_6_18: &str = "name: sched_process_fork\nID: 318\nformat:\n\tfield:unsigned short common_type;\toffset:0;\tsize:2;\tsigned:0;\n\tfield:int common_pid;\toffset:4;\tsize:4;\tsigned:1;\n\n\tfield:__data_loc char[] parent_comm;\toffset:8;\tsize:4;\tsigned:0;\n\tfield:pid_t parent_pid;\toffset:12;\tsize:4;\tsigned:1;\n\tfield:__data_loc char[] child_comm;\toffset:16;\tsize:4;\tsigned:0;\n\tfield:pid_t child_pid;\toffset:20;\tsize:4;\tsigned:1;\n";
+    const FORK_5_15: &str = "\tfield:char parent_comm[16];\toffset:8;\tsize:16;\tsigned:1;\n\tfield:pid_t parent_pid;\toffset:24;\tsize:4;\tsigned:1;\n\tfield:char child_comm[16];\toffset:28;\tsize:16;\tsigned:1;\n\tfield:pid_t child_pid;\toffset:44;\tsize:4;\tsigned:1;\n";
+    const EXIT_6_18: &str = "\tfield:char comm[16];\toffset:8;\tsize:16;\tsigned:0;\n\tfield:pid_t pid;\toffset:24;\tsize:4;\tsigned:1;\n\tfield:int prio;\toffset:28;\tsize:4;\tsigned:1;\n\tfield:bool group_dead;\toffset:32;\tsize:1;\tsigned:0;\n";
+
+    #[test]
+    fn format_offsets_of_both_kernel_generations() {
+        assert_eq!(field_offset(FORK_6_18, "child_pid"), Some(20));
+        assert_eq!(field_offset(FORK_6_18, "parent_pid"), Some(12));
+        assert_eq!(field_offset(FORK_5_15, "child_pid"), Some(44));
+        assert_eq!(field_offset(FORK_5_15, "child_comm"), Some(28));
+        assert_eq!(field_offset(EXIT_6_18, "group_dead"), Some(32));
+        assert_eq!(field_offset(FORK_5_15, "group_dead"), None);
+        assert_eq!(field_offset("", "pid"), None);
+    }
+}

@@ -1,1 +1,5 @@
+//! Kernel side glue: preflight checks, loading and attaching, and decoding of ring-buffer records.
 pub mod loader;
+pub mod preflight;
+pub mod reader;
+pub mod record;

@@ -1,0 +1,654 @@
+//! Relating each process's inbound requests to the outbound requests they cause, and deciding
+//! whether the trace context went along.
+//!
+//! Pure: it is fed [`HttpEvent`]s (from the connection tracker) and thread facts (forks, exits),
+//! and returns [`Finding`]s. No clock, no I/O: all times are the kernel's monotonic timestamps.
+//!
+//! # Attribution
+//! An inbound request (read on a server-side connection) is *active* from the first byte of its
+//! head until its response head is written, plus a grace period (`Config::grace_ns`), and at most
+//! `Config::max_active_ns` (a request whose response is never seen does not stay active forever).
+//! An outbound request (written on a client-side connection) is attributed, first rule that
+//! applies wins, among the active inbound requests of the same process:
+//! 1. **trace_id**: it carries a trace id (B3 multi, B3 single or W3C, compared as 128-bit values)
+//!    equal to one of theirs. This survives thread pools, event loops and selector threads.
+//! 2. **thread**: it was written by the thread that read one of them, or by a thread that thread
+//!    spawned (clone parentage, up to `MAX_THREAD_DEPTH` levels). When the thread read several
+//!    (keep-alive, the previous one in its grace period), the one still unanswered wins.
+//! 3. **single_active**: exactly one is active.
+//! 4. **ambiguous**: otherwise.
+//!
+//! With no active inbound request the outbound one is *background* traffic: never a break.
+//!
+//! # Verdicts
+//! For the attributed inbound request `I` and outbound request `O`:
+//! * `I` unreadable (lost records, truncated or unparsable head), or its B3 single and multi
+//!   headers disagree with nothing else to trust: **unknown**.
+//! * `I` carries no trace context: nothing to propagate, no break (`untraced`).
+//! * `O` carries no trace context in any format: break **missing**; if it carries only invalid
+//!   trace headers: **unknown** (something was sent; we cannot say what).
+//! * `O` carries trace ids, none equal to `I`'s: break **mismatch**.
+//! * Same trace id, but a header that `I` carried and the profile requires is absent from `O`
+//!   (by default the sampling decision, in any format, and `tracestate`; `--require` adds
+//!   headers): break **partial**, listing the headers.
+//! * Otherwise the context was propagated (`ok`); a new span id on `O` (the app made a child
+//!   span) is fine.
+//!
+//! Ambiguous attribution: if every candidate is readable and carries trace context, `O` without
+//! context is a **missing** break (`attribution: ambiguous`; the inbound fields are filled only
+//! when all candidates share one trace), and `O` with a trace id matching none of them is a
+//! **mismatch**. If the candidates are a mix of traced and untraced, it is **unattributed**: no
+//! alert. Any unreadable candidate makes it **unknown**.
+//!
+//! # Limits
+//! Inbound requests whose records the kernel lost are invisible here; the pipeline therefore holds
+//! every break until a check of the kernel's drop counters taken after it, and turns it into
+//! `unknown` if records were dropped meanwhile. Attribution by thread and by "single active" is a
+//! heuristic for work handed between threads without the trace id: such a case with several
+//! requests in flight is `ambiguous`, and with a mix of traced and untraced requests stays silent.
+//!
+//! # Span ids
+//! The server span takes the inbound trace id, its parent is the inbound span id, and it gets a
+//! new span id. The client span takes the outbound trace id; when the outbound span id differs
+//! from the inbound's (the app made a child span) it uses that id, so the downstream server span
+//! links to it; otherwise a new id. Its parent is the server span it was attributed to. Ids already
+//! emitted are never reused.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::http::head::RequestHead;
+use crate::http::tracker::{Exchange, HttpEvent, Request, Role, Unknown};
+use crate::tracectx::{HeaderSet, SpanId, TraceContext, TraceHeader, TraceId};
+
+/// Thread parentage followed this many levels up.
+pub const MAX_THREAD_DEPTH: usize = 5;
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// After its response, an inbound request stays a candidate this long.
+    pub grace_ns: u64,
+    /// An inbound request without a response stops being active after this long.
+    pub max_active_ns: u64,
+    /// Headers required on the outbound request when the inbound one carried them, beyond the
+    /// sampling decision.
+    pub require: HeaderSet,
+    /// Whether the sampling decision is required (default profile).
+    pub require_sampling: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        let mut require = HeaderSet::default();
+        require.insert(TraceHeader::Tracestate);
+        Config { grace_ns: 100_000_000, max_active_ns: 300_000_000_000, require, require_sampling: true }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Attribution {
+    TraceId,
+    Thread,
+    SingleActive,
+    Ambiguous,
+}
+
+impl Attribution {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Attribution::TraceId => "trace_id",
+            Attribution::Thread => "thread",
+            Attribution::SingleActive => "single_active",
+            Attribution::Ambiguous => "ambiguous",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BreakReason {
+    Missing,
+    Partial,
+    Mismatch,
+}
+
+impl BreakReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BreakReason::Missing => "missing",
+            BreakReason::Partial => "partial",
+            BreakReason::Mismatch => "mismatch",
+        }
+    }
+}
+
+/// Why a verdict could not be given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UnknownCause {
+    /// The inbound request's head could not be read.
+    UnreadableInbound,
+    /// The inbound request's B3 single and multi headers disagree.
+    B3Conflict,
+    /// The outbound request carries only invalid trace headers.
+    InvalidOutbound,
+    /// The outbound head could not be read while inbound requests were active.
+    UnreadableOutbound,
+    /// Records were dropped by the kernel around the time of the break.
+    RecordsLost,
+}
+
+/// The inbound side of a break.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InboundRef {
+    pub trace_id: Option<TraceId>,
+    pub span_id: Option<SpanId>,
+    pub method: Option<String>,
+    pub path: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Break {
+    pub reason: BreakReason,
+    pub attribution: Attribution,
+    pub outbound: Request,
+    pub inbound: InboundRef,
+    /// The server span the outbound request was attributed to (not for ambiguous ones).
+    pub server_span_id: Option<SpanId>,
+    /// Headers the inbound request carried that the outbound one lacks.
+    pub missing: Vec<TraceHeader>,
+}
+
+/// A span the observer emits.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Span {
+    pub exchange: Exchange,
+    pub trace_id: Option<TraceId>,
+    pub span_id: SpanId,
+    pub parent_span_id: Option<SpanId>,
+    /// For client spans: how the outbound request was attributed (None: background).
+    pub attribution: Option<Attribution>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Finding {
+    Span(Span),
+    Break(Break),
+}
+
+/// What became of every outbound request, and of inbound ones.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct CorrelatorStats {
+    pub inbound: u64,
+    pub outbound: u64,
+    pub propagated: u64,
+    pub breaks_missing: u64,
+    pub breaks_partial: u64,
+    pub breaks_mismatch: u64,
+    pub unknown: u64,
+    pub unattributed: u64,
+    pub untraced: u64,
+    pub background: u64,
+    pub by_trace_id: u64,
+    pub by_thread: u64,
+    pub by_single_active: u64,
+    pub by_ambiguous: u64,
+}
+
+#[derive(Debug)]
+struct Inbound {
+    seq: u64,
+    tid: u32,
+    start_ns: u64,
+    end_ns: Option<u64>,
+    head: Option<Arc<RequestHead>>,
+    span_id: SpanId,
+}
+
+#[derive(Debug, Default)]
+struct Process {
+    inbound: Vec<Inbound>,
+    /// Thread id -> the thread that created it.
+    parent: HashMap<u32, u32>,
+}
+
+/// What was decided for an outbound request, kept until its exchange completes.
+#[derive(Debug, Clone, Copy)]
+struct ClientLink {
+    attribution: Option<Attribution>,
+    server_span: Option<SpanId>,
+    inbound_span: Option<SpanId>,
+}
+
+/// Bounded memory of emitted span ids, so none is emitted twice.
+#[derive(Debug, Default)]
+struct IdRegistry {
+    set: HashSet<u64>,
+    order: VecDeque<u64>,
+}
+
+const ID_MEMORY: usize = 1 << 16;
+
+impl IdRegistry {
+    fn claim(&mut self, id: u64) -> bool {
+        if id == 0 || !self.set.insert(id) {
+            return false;
+        }
+        self.order.push_back(id);
+        if self.order.len() > ID_MEMORY
+            && let Some(old) = self.order.pop_front()
+        {
+            self.set.remove(&old);
+        }
+        true
+    }
+}
+
+/// Source of new span ids (random in production, a counter in tests).
+pub trait IdSource {
+    fn next_id(&mut self) -> u64;
+}
+
+pub struct RandomIds;
+
+impl IdSource for RandomIds {
+    fn next_id(&mut self) -> u64 {
+        rand::random()
+    }
+}
+
+pub struct Correlator {
+    cfg: Config,
+    procs: HashMap<u32, Process>,
+    clients: HashMap<u64, ClientLink>,
+    ids: IdRegistry,
+    source: Box<dyn IdSource + Send>,
+    stats: CorrelatorStats,
+}
+
+/// The outcome for one outbound request, before it becomes findings and counters.
+#[derive(Debug)]
+enum Verdict {
+    Propagated,
+    Untraced,
+    Unattributed,
+    Unknown,
+    Break { reason: BreakReason, missing: Vec<TraceHeader> },
+}
+
+impl Correlator {
+    pub fn new(cfg: Config, source: Box<dyn IdSource + Send>) -> Self {
+        Correlator {
+            cfg,
+            procs: HashMap::new(),
+            clients: HashMap::new(),
+            ids: IdRegistry::default(),
+            source,
+            stats: CorrelatorStats::default(),
+        }
+    }
+
+    pub fn stats(&self) -> CorrelatorStats {
+        self.stats
+    }
+
+    /// Marks one more result as unknown (e.g. a break withdrawn because records were lost).
+    pub fn count_unknown_instead_of_break(&mut self, reason: BreakReason) {
+        match reason {
+            BreakReason::Missing => self.stats.breaks_missing -= 1,
+            BreakReason::Partial => self.stats.breaks_partial -= 1,
+            BreakReason::Mismatch => self.stats.breaks_mismatch -= 1,
+        }
+        self.stats.unknown += 1;
+    }
+
+    pub fn on_fork(&mut self, pid: u32, parent_tid: u32, child_tid: u32) {
+        if child_tid != pid {
+            self.procs.entry(pid).or_default().parent.insert(child_tid, parent_tid);
+        }
+    }
+
+    pub fn on_thread_exit(&mut self, pid: u32, tid: u32) {
+        if let Some(p) = self.procs.get_mut(&pid) {
+            // Children keep pointing at the exited thread's id; it is only a key now.
+            p.parent.remove(&tid);
+        }
+    }
+
+    pub fn on_exit(&mut self, pid: u32) {
+        self.procs.remove(&pid);
+    }
+
+    fn new_span_id(&mut self) -> SpanId {
+        loop {
+            let v = self.source.next_id();
+            if self.ids.claim(v)
+                && let Some(id) = SpanId::new(v)
+            {
+                return id;
+            }
+        }
+    }
+
+    pub fn on_http(&mut self, ev: &HttpEvent, out: &mut Vec<Finding>) {
+        match ev {
+            HttpEvent::Request(r) if r.role == Role::Server => self.on_inbound(r),
+            HttpEvent::Request(r) => self.on_outbound(r, out),
+            HttpEvent::Exchange(x) if x.request.role == Role::Server => self.on_inbound_done(x, out),
+            HttpEvent::Exchange(x) => self.on_outbound_done(x, out),
+            HttpEvent::Unknown(u) => self.on_unknown(u),
+            HttpEvent::Abandoned { request, at, .. } => {
+                if request.role == Role::Server {
+                    self.end_inbound(request.conn.pid, request.seq, at.ts_ns);
+                } else {
+                    self.clients.remove(&request.seq);
+                }
+            }
+        }
+    }
+
+    fn on_inbound(&mut self, r: &Request) {
+        self.stats.inbound += 1;
+        let span_id = self.new_span_id();
+        let now = r.origin.ts_ns;
+        let max_active = self.cfg.max_active_ns;
+        let grace = self.cfg.grace_ns;
+        let p = self.procs.entry(r.conn.pid).or_default();
+        // Forget requests that can no longer be candidates.
+        p.inbound.retain(|i| match i.end_ns {
+            Some(end) => end.saturating_add(grace) >= now,
+            None => i.start_ns.saturating_add(max_active) >= now,
+        });
+        p.inbound.push(Inbound { seq: r.seq, tid: r.origin.tid, start_ns: now, end_ns: None, head: r.head.clone(), span_id });
+    }
+
+    fn end_inbound(&mut self, pid: u32, seq: u64, at: u64) {
+        if let Some(p) = self.procs.get_mut(&pid)
+            && let Some(i) = p.inbound.iter_mut().find(|i| i.seq == seq)
+        {
+            i.end_ns = Some(at);
+        }
+    }
+
+    fn on_inbound_done(&mut self, x: &Exchange, out: &mut Vec<Finding>) {
+        let pid = x.request.conn.pid;
+        self.end_inbound(pid, x.request.seq, x.end.ts_ns);
+        let span_id = self
+            .procs
+            .get(&pid)
+            .and_then(|p| p.inbound.iter().find(|i| i.seq == x.request.seq))
+            .map(|i| i.span_id);
+        let span_id = match span_id {
+            Some(id) => id,
+            None => self.new_span_id(),
+        };
+        let primary = x.request.head.as_ref().and_then(|h| trusted_primary(&h.trace));
+        out.push(Finding::Span(Span {
+            exchange: x.clone(),
+            parent_span_id: primary.as_ref().and_then(|c| c.1),
+            trace_id: primary.map(|c| c.0),
+            span_id,
+            attribution: None,
+        }));
+    }
+
+    fn on_outbound_done(&mut self, x: &Exchange, out: &mut Vec<Finding>) {
+        let link = self.clients.remove(&x.request.seq);
+        let primary = x.request.head.as_ref().and_then(|h| trusted_primary(&h.trace));
+        let own = primary.as_ref().and_then(|c| c.1);
+        let span_id = match own {
+            Some(id) if link.is_some_and(|l| l.inbound_span != Some(id)) || link.is_none() => {
+                if self.ids.claim(id.value()) { id } else { self.new_span_id() }
+            }
+            _ => self.new_span_id(),
+        };
+        out.push(Finding::Span(Span {
+            exchange: x.clone(),
+            trace_id: primary.map(|c| c.0),
+            span_id,
+            parent_span_id: link.and_then(|l| l.server_span),
+            attribution: link.and_then(|l| l.attribution),
+        }));
+    }
+
+    fn on_unknown(&mut self, u: &Unknown) {
+        // An unreadable outbound head while inbound requests are active: a verdict we cannot give.
+        if u.role == Some(Role::Client) && u.direction == crate::capture::record::Direction::Egress {
+            let active = self.candidates(u.conn.pid, u.origin.ts_ns);
+            if !active.is_empty() {
+                self.stats.outbound += 1;
+                self.stats.unknown += 1;
+            }
+        }
+    }
+
+    /// Active inbound requests of `pid` at `ts` (indexes into its list).
+    fn candidates(&self, pid: u32, ts: u64) -> Vec<usize> {
+        let Some(p) = self.procs.get(&pid) else { return Vec::new() };
+        p.inbound
+            .iter()
+            .enumerate()
+            .filter(|(_, i)| {
+                i.start_ns <= ts
+                    && match i.end_ns {
+                        Some(end) => ts <= end.saturating_add(self.cfg.grace_ns),
+                        None => ts <= i.start_ns.saturating_add(self.cfg.max_active_ns),
+                    }
+            })
+            .map(|(n, _)| n)
+            .collect()
+    }
+
+    fn descends_from(p: &Process, mut tid: u32, ancestor: u32) -> bool {
+        for _ in 0..=MAX_THREAD_DEPTH {
+            if tid == ancestor {
+                return true;
+            }
+            match p.parent.get(&tid) {
+                Some(&up) if up != tid => tid = up,
+                _ => return false,
+            }
+        }
+        false
+    }
+
+    fn on_outbound(&mut self, o: &Request, out: &mut Vec<Finding>) {
+        self.stats.outbound += 1;
+        let pid = o.conn.pid;
+        let cands = self.candidates(pid, o.origin.ts_ns);
+        let Some(out_head) = o.head.clone() else { return };
+        if cands.is_empty() {
+            self.stats.background += 1;
+            self.clients.insert(o.seq, ClientLink { attribution: None, server_span: None, inbound_span: None });
+            return;
+        }
+        let Some(p) = self.procs.get(&pid) else { return };
+        let (attribution, chosen) = attribute(p, &cands, o, &out_head.trace);
+        let (verdict, inbound_ref, server_span, inbound_span) = match chosen {
+            Some(idx) => {
+                let i = &p.inbound[idx];
+                let v = judge_one(&self.cfg, i.head.as_deref(), &out_head.trace);
+                let primary = i.head.as_ref().and_then(|h| trusted_primary(&h.trace));
+                (v, inbound_ref_of(i.head.as_deref()), Some(i.span_id), primary.and_then(|c| c.1))
+            }
+            None => {
+                let heads: Vec<Option<&RequestHead>> = cands.iter().map(|&n| p.inbound[n].head.as_deref()).collect();
+                let (v, r) = judge_ambiguous(&heads, &out_head.trace);
+                (v, r, None, None)
+            }
+        };
+        self.clients.insert(
+            o.seq,
+            ClientLink { attribution: Some(attribution), server_span, inbound_span },
+        );
+        match attribution {
+            Attribution::TraceId => self.stats.by_trace_id += 1,
+            Attribution::Thread => self.stats.by_thread += 1,
+            Attribution::SingleActive => self.stats.by_single_active += 1,
+            Attribution::Ambiguous => self.stats.by_ambiguous += 1,
+        }
+        match verdict {
+            Verdict::Propagated => self.stats.propagated += 1,
+            Verdict::Untraced => self.stats.untraced += 1,
+            Verdict::Unattributed => self.stats.unattributed += 1,
+            Verdict::Unknown => self.stats.unknown += 1,
+            Verdict::Break { reason, missing } => {
+                match reason {
+                    BreakReason::Missing => self.stats.breaks_missing += 1,
+                    BreakReason::Partial => self.stats.breaks_partial += 1,
+                    BreakReason::Mismatch => self.stats.breaks_mismatch += 1,
+                }
+                out.push(Finding::Break(Break {
+                    reason,
+                    attribution,
+                    outbound: o.clone(),
+                    inbound: inbound_ref,
+                    server_span_id: server_span,
+                    missing,
+                }));
+            }
+        }
+    }
+}
+
+/// Chooses the inbound request (index into `p.inbound`) an outbound one belongs to; `None` with
+/// `Ambiguous`.
+fn attribute(p: &Process, cands: &[usize], o: &Request, out_trace: &TraceContext) -> (Attribution, Option<usize>) {
+    // 1. A shared trace id; the most recent such request wins.
+    let by_trace = cands
+        .iter()
+        .copied()
+        .filter(|&n| p.inbound[n].head.as_ref().is_some_and(|h| h.trace.shares_trace_with(out_trace)))
+        .max_by_key(|&n| p.inbound[n].start_ns);
+    if let Some(n) = by_trace {
+        return (Attribution::TraceId, Some(n));
+    }
+    // 2. The same thread, or one it spawned; prefer requests still unanswered.
+    let by_thread: Vec<usize> =
+        cands.iter().copied().filter(|&n| Correlator::descends_from(p, o.origin.tid, p.inbound[n].tid)).collect();
+    let open: Vec<usize> = by_thread.iter().copied().filter(|&n| p.inbound[n].end_ns.is_none()).collect();
+    match (by_thread.len(), open.len()) {
+        (1, _) => return (Attribution::Thread, Some(by_thread[0])),
+        (_, 1) => return (Attribution::Thread, Some(open[0])),
+        _ => {}
+    }
+    // 3. The only active one.
+    if cands.len() == 1 {
+        return (Attribution::SingleActive, Some(cands[0]));
+    }
+    (Attribution::Ambiguous, None)
+}
+
+/// (trace id, span id) of the carrier to report. Only valid, consistent ids get here: the parser
+/// drops invalid values and both B3 forms when they disagree.
+fn trusted_primary(t: &TraceContext) -> Option<(TraceId, Option<SpanId>)> {
+    t.primary().map(|c| (c.trace_id.clone(), c.span_id))
+}
+
+fn inbound_ref_of(head: Option<&RequestHead>) -> InboundRef {
+    let primary = head.and_then(|h| trusted_primary(&h.trace));
+    InboundRef {
+        trace_id: primary.as_ref().map(|c| c.0.clone()),
+        span_id: primary.and_then(|c| c.1),
+        method: head.map(|h| h.method.clone()),
+        path: head.map(|h| h.path.clone()),
+    }
+}
+
+/// Whether the inbound request carries a context worth propagating; `Err` with a verdict when it
+/// cannot be judged or carries nothing.
+fn inbound_context(head: Option<&RequestHead>) -> Result<&TraceContext, Verdict> {
+    let Some(head) = head else { return Err(Verdict::Unknown) };
+    let t = &head.trace;
+    if t.carries_trace() {
+        Ok(t)
+    } else if t.b3_conflict {
+        Err(Verdict::Unknown)
+    } else {
+        Err(Verdict::Untraced)
+    }
+}
+
+fn judge_one(cfg: &Config, inbound: Option<&RequestHead>, o: &TraceContext) -> Verdict {
+    let i = match inbound_context(inbound) {
+        Ok(t) => t,
+        Err(v) => return v,
+    };
+    if !o.carries_trace() {
+        if !o.invalid.is_empty() || o.b3_conflict {
+            return Verdict::Unknown;
+        }
+        return Verdict::Break { reason: BreakReason::Missing, missing: i.present.iter().collect() };
+    }
+    if i.trace_ids().is_empty() || o.trace_ids().is_empty() {
+        // Only an opaque x-ot-span-context on one side: it travels on or not, ids cannot be compared.
+        return if i.ot_span_context.is_some() && o.ot_span_context.is_none() && o.trace_ids().is_empty() {
+            Verdict::Break { reason: BreakReason::Missing, missing: vec![TraceHeader::OtSpanContext] }
+        } else {
+            Verdict::Propagated
+        };
+    }
+    if !i.shares_trace_with(o) {
+        return Verdict::Break { reason: BreakReason::Mismatch, missing: Vec::new() };
+    }
+    let mut missing = HeaderSet::default();
+    if cfg.require_sampling && i.has_sampling() && !o.has_sampling() {
+        missing = missing.union(i.sampling_headers());
+    }
+    for h in cfg.require.iter() {
+        if i.present.contains(h) && !o.present.contains(h) {
+            missing.insert(h);
+        }
+    }
+    if missing.is_empty() {
+        Verdict::Propagated
+    } else {
+        Verdict::Break { reason: BreakReason::Partial, missing: missing.iter().collect() }
+    }
+}
+
+fn judge_ambiguous(heads: &[Option<&RequestHead>], o: &TraceContext) -> (Verdict, InboundRef) {
+    let none = InboundRef { trace_id: None, span_id: None, method: None, path: None };
+    let mut contexts = Vec::new();
+    let mut untraced = 0;
+    for h in heads {
+        match inbound_context(*h) {
+            Ok(t) => contexts.push(t),
+            Err(Verdict::Untraced) => untraced += 1,
+            Err(_) => return (Verdict::Unknown, none),
+        }
+    }
+    if contexts.is_empty() {
+        return (Verdict::Untraced, none);
+    }
+    if untraced > 0 {
+        return (Verdict::Unattributed, none);
+    }
+    // Fill the inbound fields only when every candidate is the same trace.
+    let first = heads.iter().flatten().next().copied();
+    let same = contexts.iter().all(|t| t.shares_trace_with(contexts[0]));
+    let r = if same { inbound_ref_of(first) } else { none };
+    let r = InboundRef { method: None, path: None, ..r };
+    if !o.carries_trace() {
+        if !o.invalid.is_empty() || o.b3_conflict {
+            return (Verdict::Unknown, r);
+        }
+        let mut missing = HeaderSet::default();
+        for t in &contexts {
+            missing = missing.union(t.present);
+        }
+        return (Verdict::Break { reason: BreakReason::Missing, missing: missing.iter().collect() }, r);
+    }
+    if o.trace_ids().is_empty() {
+        return (Verdict::Unknown, r);
+    }
+    // attribute() already found no candidate sharing a trace id with O.
+    (Verdict::Break { reason: BreakReason::Mismatch, missing: Vec::new() }, r)
+}
+
+#[cfg(test)]
+#[path = "correlate_tests.rs"]
+mod tests;

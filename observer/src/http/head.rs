@@ -1,0 +1,342 @@
+//! Parsing of one HTTP/1.x message head with `httparse`.
+//!
+//! Only what the observer may report is kept: method, path (the query string only when asked
+//! for), Host, User-Agent, the status, framing headers (to skip bodies) and the trace context.
+//! Every other header value (Cookie, Authorization, ...) is dropped here and never stored.
+
+use crate::tracectx::TraceContext;
+
+/// Most header lines parsed in one head; more makes the head unparsable (reported unknown).
+pub const MAX_HEADERS: usize = 256;
+/// Longest path kept; longer ones are cut at a character boundary and end with `...`.
+pub const MAX_PATH: usize = 1024;
+/// Longest Host / User-Agent kept.
+pub const MAX_TEXT: usize = 256;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestHead {
+    pub method: String,
+    /// Path without its query string unless `ParseOptions::keep_query`.
+    pub path: String,
+    /// Minor version: 0 for HTTP/1.0, 1 for HTTP/1.1.
+    pub version: u8,
+    pub host: Option<String>,
+    pub user_agent: Option<String>,
+    pub trace: TraceContext,
+    pub body: Body,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResponseHead {
+    pub status: u16,
+    pub version: u8,
+    pub body: Body,
+}
+
+/// How the body after a head is delimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Body {
+    /// `Content-Length: n` (0 for requests without framing headers).
+    Length(u64),
+    Chunked,
+    /// A response without framing: the body runs to the end of the connection.
+    UntilClose,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Head {
+    Request(RequestHead),
+    Response(ResponseHead),
+}
+
+/// Why a head could not be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum HeadError {
+    #[error("not an HTTP/1.x head: {0}")]
+    Syntax(&'static str),
+    #[error("more than {MAX_HEADERS} header lines")]
+    TooManyHeaders,
+    #[error("conflicting or invalid Content-Length")]
+    BadLength,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Parsed {
+    /// A whole head of `len` bytes.
+    Complete { head: Head, len: usize },
+    /// A valid beginning; more bytes are needed.
+    Partial,
+    Invalid(HeadError),
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ParseOptions {
+    /// Keep the query string of request paths (`--capture-query`).
+    pub keep_query: bool,
+}
+
+/// Parses the head at the start of `buf`.
+pub fn parse(buf: &[u8], opts: ParseOptions) -> Parsed {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    if buf.starts_with(b"HTTP/") {
+        let mut resp = httparse::Response::new(&mut headers);
+        match resp.parse(buf) {
+            Ok(httparse::Status::Complete(len)) => {
+                let status = resp.code.unwrap_or(0);
+                let version = resp.version.unwrap_or(1);
+                match framing(resp.headers, false, status) {
+                    Ok(body) => Parsed::Complete {
+                        head: Head::Response(ResponseHead { status, version, body }),
+                        len,
+                    },
+                    Err(e) => Parsed::Invalid(e),
+                }
+            }
+            Ok(httparse::Status::Partial) => Parsed::Partial,
+            Err(e) => Parsed::Invalid(map_err(e)),
+        }
+    } else {
+        let mut req = httparse::Request::new(&mut headers);
+        match req.parse(buf) {
+            Ok(httparse::Status::Complete(len)) => {
+                let (Some(method), Some(path)) = (req.method, req.path) else {
+                    return Parsed::Invalid(HeadError::Syntax("request line"));
+                };
+                let body = match framing(req.headers, true, 0) {
+                    Ok(b) => b,
+                    Err(e) => return Parsed::Invalid(e),
+                };
+                let mut host = None;
+                let mut user_agent = None;
+                for h in req.headers.iter() {
+                    if h.name.eq_ignore_ascii_case("host") && host.is_none() {
+                        host = Some(text(h.value));
+                    } else if h.name.eq_ignore_ascii_case("user-agent") && user_agent.is_none() {
+                        user_agent = Some(text(h.value));
+                    }
+                }
+                let trace = TraceContext::from_headers(req.headers.iter().map(|h| (h.name, h.value)));
+                let head = RequestHead {
+                    method: method.to_owned(),
+                    path: clean_path(path, opts.keep_query),
+                    version: req.version.unwrap_or(1),
+                    host,
+                    user_agent,
+                    trace,
+                    body,
+                };
+                Parsed::Complete { head: Head::Request(head), len }
+            }
+            Ok(httparse::Status::Partial) => Parsed::Partial,
+            Err(e) => Parsed::Invalid(map_err(e)),
+        }
+    }
+}
+
+fn map_err(e: httparse::Error) -> HeadError {
+    match e {
+        httparse::Error::TooManyHeaders => HeadError::TooManyHeaders,
+        httparse::Error::HeaderName => HeadError::Syntax("header name"),
+        httparse::Error::HeaderValue => HeadError::Syntax("header value"),
+        httparse::Error::NewLine => HeadError::Syntax("line ending"),
+        httparse::Error::Status => HeadError::Syntax("status"),
+        httparse::Error::Token => HeadError::Syntax("token"),
+        httparse::Error::Version => HeadError::Syntax("version"),
+    }
+}
+
+/// Body framing per RFC 9112 section 6.3.
+fn framing(headers: &[httparse::Header<'_>], request: bool, status: u16) -> Result<Body, HeadError> {
+    let mut length: Option<u64> = None;
+    let mut chunked = false;
+    for h in headers {
+        if h.name.eq_ignore_ascii_case("transfer-encoding") {
+            chunked |= h.value.split(|&b| b == b',').any(|v| v.trim_ascii().eq_ignore_ascii_case(b"chunked"));
+        } else if h.name.eq_ignore_ascii_case("content-length") {
+            let v = std::str::from_utf8(h.value)
+                .ok()
+                .and_then(|s| s.trim().parse::<u64>().ok())
+                .ok_or(HeadError::BadLength)?;
+            if length.is_some_and(|l| l != v) {
+                return Err(HeadError::BadLength);
+            }
+            length = Some(v);
+        }
+    }
+    if !request && (status < 200 || status == 204 || status == 304) {
+        return Ok(Body::Length(0));
+    }
+    Ok(match (chunked, length) {
+        (true, _) => Body::Chunked,
+        (false, Some(n)) => Body::Length(n),
+        (false, None) if request => Body::Length(0),
+        (false, None) => Body::UntilClose,
+    })
+}
+
+/// Header text for output: printable ASCII only (others become `?`), at most `MAX_TEXT` bytes.
+fn text(value: &[u8]) -> String {
+    value
+        .trim_ascii()
+        .iter()
+        .take(MAX_TEXT)
+        .map(|&b| if (0x20..0x7f).contains(&b) { b as char } else { '?' })
+        .collect()
+}
+
+fn clean_path(path: &str, keep_query: bool) -> String {
+    let path = if keep_query { path } else { path.split(['?', '#']).next().unwrap_or(path) };
+    if path.len() <= MAX_PATH {
+        return path.to_owned();
+    }
+    let mut end = MAX_PATH;
+    while !path.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}...", &path[..end])
+}
+
+/// True when `buf` may begin an HTTP/1.x head: a method token followed by a space, or `HTTP/`.
+/// Shorter input that is a prefix of one counts.
+pub fn looks_like_head(buf: &[u8]) -> bool {
+    const STARTS: [&[u8]; 10] = [
+        b"GET ", b"POST ", b"PUT ", b"HEAD ", b"DELETE ", b"PATCH ", b"OPTIONS ", b"CONNECT ",
+        b"TRACE ", b"HTTP/1.",
+    ];
+    !buf.is_empty()
+        && STARTS.iter().any(|s| {
+            let n = s.len().min(buf.len());
+            buf[..n] == s[..n]
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tracectx::TraceHeader;
+
+    fn req(raw: &[u8]) -> (RequestHead, usize) {
+        match parse(raw, ParseOptions::default()) {
+            Parsed::Complete { head: Head::Request(r), len } => (r, len),
+            other => panic!("not a complete request: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn simple_get() {
+        let raw = b"GET /a/b?token=secret HTTP/1.1\r\nHost: svc:8080\r\nUser-Agent: curl/8\r\n\r\n";
+        let (r, len) = req(raw);
+        assert_eq!(len, raw.len());
+        assert_eq!(r.method, "GET");
+        assert_eq!(r.path, "/a/b");
+        assert_eq!(r.version, 1);
+        assert_eq!(r.host.as_deref(), Some("svc:8080"));
+        assert_eq!(r.user_agent.as_deref(), Some("curl/8"));
+        assert_eq!(r.body, Body::Length(0));
+        assert!(!r.trace.carries_trace());
+    }
+
+    #[test]
+    fn query_kept_only_when_asked() {
+        let raw = b"GET /a?x=1#f HTTP/1.1\r\n\r\n";
+        let Parsed::Complete { head: Head::Request(r), .. } = parse(raw, ParseOptions { keep_query: true }) else {
+            panic!()
+        };
+        assert_eq!(r.path, "/a?x=1#f");
+    }
+
+    #[test]
+    fn http10_and_mixed_case_trace_headers() {
+        let raw = b"GET / HTTP/1.0\r\nX-B3-TraceId: 463ac35c9f6413ad48485a3953bb6124\r\nX-B3-SPANID: a2fb4a1d1a96d312\r\n\r\n";
+        let (r, _) = req(raw);
+        assert_eq!(r.version, 0);
+        assert_eq!(r.trace.primary().unwrap().trace_id.as_wire(), "463ac35c9f6413ad48485a3953bb6124");
+        assert!(r.trace.present.contains(TraceHeader::B3SpanId));
+    }
+
+    #[test]
+    fn trace_headers_after_a_6kb_cookie() {
+        let mut raw = b"GET /x HTTP/1.1\r\nHost: a\r\nCookie: ".to_vec();
+        raw.extend(std::iter::repeat_n(b'c', 6 * 1024));
+        raw.extend_from_slice(b"\r\ntraceparent: 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01\r\n\r\n");
+        let (r, len) = req(&raw);
+        assert_eq!(len, raw.len());
+        assert_eq!(r.trace.w3c.as_ref().unwrap().trace_id.as_wire(), "0af7651916cd43dd8448eb211c80319c");
+        // The cookie value is not kept anywhere in the parsed head.
+        assert!(!format!("{r:?}").contains("ccccccccccc"));
+    }
+
+    #[test]
+    fn partial_heads_at_every_cut() {
+        let raw = b"POST /p HTTP/1.1\r\nContent-Length: 3\r\nb3: 80f198ee56343ba864fe8b2a57d3eff7-e457b5a2e4d86bd1-1\r\n\r\nabc";
+        let head_len = raw.len() - 3;
+        for cut in 1..head_len {
+            assert_eq!(parse(&raw[..cut], ParseOptions::default()), Parsed::Partial, "cut {cut}");
+        }
+        let (r, len) = req(raw);
+        assert_eq!(len, head_len);
+        assert_eq!(r.body, Body::Length(3));
+    }
+
+    #[test]
+    fn responses_and_framing() {
+        let cases: [(&[u8], u16, Body); 5] = [
+            (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", 200, Body::Length(2)),
+            (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", 200, Body::Chunked),
+            (b"HTTP/1.0 200 OK\r\n\r\n", 200, Body::UntilClose),
+            (b"HTTP/1.1 204 No Content\r\n\r\n", 204, Body::Length(0)),
+            (b"HTTP/1.1 100 Continue\r\n\r\n", 100, Body::Length(0)),
+        ];
+        for (raw, status, body) in cases {
+            let Parsed::Complete { head: Head::Response(r), .. } = parse(raw, ParseOptions::default()) else {
+                panic!("{raw:?}")
+            };
+            assert_eq!((r.status, r.body), (status, body));
+        }
+    }
+
+    #[test]
+    fn conflicting_content_length_is_invalid() {
+        let raw = b"POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n";
+        assert_eq!(parse(raw, ParseOptions::default()), Parsed::Invalid(HeadError::BadLength));
+        let raw = b"POST / HTTP/1.1\r\nContent-Length: -1\r\n\r\n";
+        assert_eq!(parse(raw, ParseOptions::default()), Parsed::Invalid(HeadError::BadLength));
+    }
+
+    #[test]
+    fn garbage_is_invalid() {
+        for raw in [&b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03"[..], b"*2\r\n$3\r\nGET\r\n", b"GET / HTTP/1.1\r\nBad Header\r\n\r\n"] {
+            assert!(matches!(parse(raw, ParseOptions::default()), Parsed::Invalid(_)), "{raw:?}");
+        }
+    }
+
+    #[test]
+    fn too_many_headers_is_invalid() {
+        let mut raw = b"GET / HTTP/1.1\r\n".to_vec();
+        for i in 0..=MAX_HEADERS {
+            raw.extend_from_slice(format!("h{i}: v\r\n").as_bytes());
+        }
+        raw.extend_from_slice(b"\r\n");
+        assert_eq!(parse(&raw, ParseOptions::default()), Parsed::Invalid(HeadError::TooManyHeaders));
+    }
+
+    #[test]
+    fn control_characters_in_host_are_masked_and_long_paths_cut() {
+        let long = "/".to_owned() + &"p".repeat(3000);
+        let raw = format!("GET {long} HTTP/1.1\r\nHost: a\tb\r\n\r\n");
+        let (r, _) = req(raw.as_bytes());
+        assert_eq!(r.host.as_deref(), Some("a?b"));
+        assert_eq!(r.path.len(), MAX_PATH + 3);
+        assert!(r.path.ends_with("..."));
+    }
+
+    #[test]
+    fn head_prefix_detection() {
+        for yes in [&b"GET / HTTP/1.1"[..], b"G", b"PO", b"HTTP/1.1 200", b"OPTIONS * HTTP/1.1"] {
+            assert!(looks_like_head(yes), "{yes:?}");
+        }
+        for no in [&b""[..], b"GETX", b"\x16\x03", b"hello", b"HTTP/2"] {
+            assert!(!looks_like_head(no), "{no:?}");
+        }
+    }
+}

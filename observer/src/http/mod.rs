@@ -1,0 +1,3 @@
+//! HTTP/1.x: head parsing and per-connection reassembly and pairing (both pure).
+pub mod head;
+pub mod tracker;

@@ -1,0 +1,222 @@
+//! The records the observer prints, and their two renderings: one JSON object per line
+//! (`--output json`, the stable contract documented in the README) and one readable line
+//! (`--output pretty`, coloured only on a terminal).
+
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+/// A complete exchange seen by one process.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SpanRecord {
+    pub kind: &'static str,
+    pub pid: u32,
+    pub tid: u32,
+    pub service: String,
+    pub method: Option<String>,
+    pub path: Option<String>,
+    pub host: Option<String>,
+    pub status: u16,
+    pub peer: Option<String>,
+    pub trace_id: Option<String>,
+    pub span_id: String,
+    pub parent_span_id: Option<String>,
+    /// RFC 3339 with microseconds.
+    pub start: String,
+    pub duration_ms: f64,
+    /// Client spans: how the request was attributed to an inbound one (absent: background).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attribution: Option<&'static str>,
+    #[serde(skip)]
+    pub user_agent: Option<String>,
+    #[serde(skip)]
+    pub start_unix_ns: u64,
+    #[serde(skip)]
+    pub end_unix_ns: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BreakInbound {
+    pub trace_id: Option<String>,
+    pub span_id: Option<String>,
+    pub method: Option<String>,
+    pub path: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BreakOutbound {
+    pub method: String,
+    pub path: String,
+    pub host: Option<String>,
+    pub peer: Option<String>,
+    pub trace_id: Option<String>,
+}
+
+/// An outbound request that did not carry the trace context of the inbound request it serves.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BreakRecord {
+    pub reason: &'static str,
+    pub attribution: &'static str,
+    pub pid: u32,
+    pub tid: u32,
+    pub service: String,
+    pub inbound: BreakInbound,
+    pub outbound: BreakOutbound,
+    pub missing: Vec<&'static str>,
+    pub time: String,
+    #[serde(skip)]
+    pub server_span_id: Option<String>,
+    #[serde(skip)]
+    pub time_unix_ns: u64,
+}
+
+/// Printed once at the end.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct SummaryRecord {
+    pub inbound: u64,
+    pub outbound: u64,
+    pub propagated: u64,
+    pub breaks: BreakCounts,
+    pub unknown: u64,
+    pub unattributed: u64,
+    pub untraced: u64,
+    pub background: u64,
+    pub capture: CaptureCounts,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct BreakCounts {
+    pub missing: u64,
+    pub partial: u64,
+    pub mismatch: u64,
+}
+
+/// Capture health: the kernel's counters and what user space set aside.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct CaptureCounts {
+    pub records: u64,
+    pub decode_errors: u64,
+    pub ringbuf_drops: u64,
+    pub capped: u64,
+    pub iov_cut: u64,
+    pub read_faults: u64,
+    pub truncated_heads: u64,
+    pub unparsable_heads: u64,
+    pub lost_heads: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Record {
+    Ready { pids: Vec<u32>, all: bool, probes: usize, version: &'static str },
+    Span(SpanRecord),
+    Break(BreakRecord),
+    Summary(SummaryRecord),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Pretty,
+    Json,
+}
+
+/// Renders one record as one line (without the newline).
+pub fn render(record: &Record, format: Format, colour: bool) -> String {
+    match format {
+        Format::Json => serde_json::to_string(record).unwrap_or_else(|e| format!("{{\"type\":\"error\",\"error\":\"{e}\"}}")),
+        Format::Pretty => pretty(record, colour),
+    }
+}
+
+fn opt(v: &Option<String>) -> &str {
+    v.as_deref().unwrap_or("-")
+}
+
+fn paint(s: &str, code: &str, colour: bool) -> String {
+    if colour { format!("\x1b[{code}m{s}\x1b[0m") } else { s.to_owned() }
+}
+
+fn pretty(record: &Record, colour: bool) -> String {
+    match record {
+        Record::Ready { pids, all, probes, .. } => {
+            let what = if *all { "all processes".to_owned() } else { format!("pid {pids:?}") };
+            format!("{} observing {what} with {probes} probes attached", paint("READY", "1;32", colour))
+        }
+        Record::Span(s) => {
+            let mut line = format!(
+                "{} {:<6} {}[{}/{}] {} {} -> {} {:.1}ms peer {} trace {} span {}",
+                paint("SPAN ", "36", colour),
+                s.kind,
+                s.service,
+                s.pid,
+                s.tid,
+                opt(&s.method),
+                opt(&s.path),
+                s.status,
+                s.duration_ms,
+                opt(&s.peer),
+                opt(&s.trace_id),
+                s.span_id,
+            );
+            if let Some(p) = &s.parent_span_id {
+                let _ = write!(line, " parent {p}");
+            }
+            if let Some(a) = s.attribution {
+                let _ = write!(line, " ({a})");
+            }
+            line
+        }
+        Record::Break(b) => {
+            let inbound = match (&b.inbound.trace_id, &b.inbound.method, &b.inbound.path) {
+                (Some(t), Some(m), Some(p)) => format!("serving trace {t} ({m} {p})"),
+                (Some(t), _, _) => format!("serving trace {t}"),
+                _ => "serving a traced request".to_owned(),
+            };
+            let dest = format!(
+                "{} {}{}{}",
+                b.outbound.method,
+                b.outbound.host.as_deref().unwrap_or(""),
+                b.outbound.path,
+                b.outbound.peer.as_ref().map(|p| format!(" ({p})")).unwrap_or_default()
+            );
+            let what = match b.reason {
+                "missing" => "without the trace headers".to_owned(),
+                "mismatch" => format!("with another trace {}", b.outbound.trace_id.as_deref().unwrap_or("?")),
+                _ => format!("without {}", b.missing.join(", ")),
+            };
+            format!(
+                "{} {} (pid {}, tid {}) {inbound} called {dest} {what} [{}, attributed by {}]",
+                paint("BREAK", "1;31", colour),
+                b.service,
+                b.pid,
+                b.tid,
+                b.reason,
+                b.attribution
+            )
+        }
+        Record::Summary(s) => format!(
+            "{} inbound {} outbound {} propagated {} breaks: missing {} partial {} mismatch {}; unknown {} unattributed {} untraced {} background {}; records {} dropped {} truncated {} unparsable {}",
+            paint("SUMMARY", "1", colour),
+            s.inbound,
+            s.outbound,
+            s.propagated,
+            s.breaks.missing,
+            s.breaks.partial,
+            s.breaks.mismatch,
+            s.unknown,
+            s.unattributed,
+            s.untraced,
+            s.background,
+            s.capture.records,
+            s.capture.ringbuf_drops,
+            s.capture.truncated_heads,
+            s.capture.unparsable_heads,
+        ),
+    }
+}
+
+/// RFC 3339 UTC with microseconds from Unix nanoseconds.
+pub fn rfc3339(unix_ns: u64) -> String {
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_nanos(unix_ns);
+    humantime::format_rfc3339_micros(t).to_string()
+}

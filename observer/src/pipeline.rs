@@ -1,0 +1,228 @@
+//! The transform between capture and output: decoded events -> connection tracker -> correlator ->
+//! records. No I/O of its own: process names and fd facts come through [`ProcView`], kernel drop
+//! counters through [`Pipeline::on_drop_check`], and clock conversion from a fixed offset.
+
+use std::collections::HashMap;
+
+use crate::capture::record::Event;
+use crate::correlate::{Break, BreakReason, Config, Correlator, Finding, IdSource, Span};
+use crate::http::head::ParseOptions;
+use crate::http::tracker::{HttpEvent, Role, SocketLookup, Tracker, TrackerStats};
+use crate::output::{
+    BreakCounts, BreakInbound, BreakOutbound, BreakRecord, CaptureCounts, Record, SpanRecord, SummaryRecord, rfc3339,
+};
+
+/// What the pipeline asks the operating system.
+pub trait ProcView: SocketLookup {
+    /// The name a process is reported under.
+    fn service_name(&mut self, pid: u32) -> String;
+}
+
+/// Kernel-side counters, as read from the stats map.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct KernelCounters {
+    pub ringbuf_drops: u64,
+    pub capped: u64,
+    pub iov_cut: u64,
+    pub read_faults: u64,
+}
+
+pub struct Pipeline {
+    tracker: Tracker,
+    correlator: Correlator,
+    names: HashMap<u32, String>,
+    /// Breaks waiting for a drop check taken after them.
+    held: Vec<BreakRecord>,
+    held_reasons: Vec<BreakReason>,
+    drops_seen: u64,
+    kernel: KernelCounters,
+    /// CLOCK_REALTIME - CLOCK_MONOTONIC, in ns.
+    wall_offset_ns: i128,
+    records: u64,
+    decode_errors: u64,
+    scratch: Vec<HttpEvent>,
+    findings: Vec<Finding>,
+}
+
+impl Pipeline {
+    pub fn new(parse: ParseOptions, cfg: Config, ids: Box<dyn IdSource + Send>, wall_offset_ns: i128) -> Self {
+        Pipeline {
+            tracker: Tracker::new(parse),
+            correlator: Correlator::new(cfg, ids),
+            names: HashMap::new(),
+            held: Vec::new(),
+            held_reasons: Vec::new(),
+            drops_seen: 0,
+            kernel: KernelCounters::default(),
+            wall_offset_ns,
+            records: 0,
+            decode_errors: 0,
+            scratch: Vec::new(),
+            findings: Vec::new(),
+        }
+    }
+
+    pub fn tracker_stats(&self) -> TrackerStats {
+        self.tracker.stats()
+    }
+
+    pub fn connections(&self) -> usize {
+        self.tracker.connections()
+    }
+
+    pub fn count_decode_error(&mut self) {
+        self.decode_errors += 1;
+    }
+
+    fn wall(&self, mono_ns: u64) -> u64 {
+        (i128::from(mono_ns) + self.wall_offset_ns).clamp(0, i128::from(u64::MAX)) as u64
+    }
+
+    fn name(&mut self, pid: u32, os: &mut dyn ProcView) -> String {
+        self.names.entry(pid).or_insert_with(|| os.service_name(pid)).clone()
+    }
+
+    /// Feeds one decoded event; spans are appended to `out` at once, breaks are held until the
+    /// next drop check.
+    pub fn on_event(&mut self, ev: &Event, os: &mut dyn ProcView, out: &mut Vec<Record>) {
+        self.records += 1;
+        let origin = ev.origin();
+        // Resolve the name while the process is certainly alive.
+        let _ = self.name(origin.pid, os);
+        match ev {
+            Event::Fork { origin, child_tid } => self.correlator.on_fork(origin.pid, origin.tid, *child_tid),
+            Event::ThreadExit { origin } => self.correlator.on_thread_exit(origin.pid, origin.tid),
+            _ => {}
+        }
+        let mut http = std::mem::take(&mut self.scratch);
+        self.tracker.on_event(ev, os, &mut http);
+        let mut findings = std::mem::take(&mut self.findings);
+        for h in http.drain(..) {
+            self.correlator.on_http(&h, &mut findings);
+        }
+        self.scratch = http;
+        for f in findings.drain(..) {
+            match f {
+                Finding::Span(s) => {
+                    let r = self.span_record(&s, os);
+                    out.push(Record::Span(r));
+                }
+                Finding::Break(b) => {
+                    let r = self.break_record(&b, os);
+                    self.held.push(r);
+                    self.held_reasons.push(b.reason);
+                }
+            }
+        }
+        self.findings = findings;
+        if let Event::Exit { origin } = ev {
+            self.correlator.on_exit(origin.pid);
+            self.names.remove(&origin.pid);
+        }
+    }
+
+    /// Called with the kernel counters read after the events so far were fed. Held breaks are
+    /// released when no record was dropped since the previous check; otherwise they may stem
+    /// from missing records and are counted as unknown instead.
+    pub fn on_drop_check(&mut self, kernel: KernelCounters, out: &mut Vec<Record>) {
+        let dropped = kernel.ringbuf_drops > self.drops_seen;
+        self.drops_seen = kernel.ringbuf_drops;
+        self.kernel = kernel;
+        let held = std::mem::take(&mut self.held);
+        let reasons = std::mem::take(&mut self.held_reasons);
+        if dropped {
+            for reason in reasons {
+                self.correlator.count_unknown_instead_of_break(reason);
+            }
+        } else {
+            out.extend(held.into_iter().map(Record::Break));
+        }
+    }
+
+    pub fn summary(&self) -> SummaryRecord {
+        let c = self.correlator.stats();
+        let t = self.tracker.stats();
+        SummaryRecord {
+            inbound: c.inbound,
+            outbound: c.outbound,
+            propagated: c.propagated,
+            breaks: BreakCounts { missing: c.breaks_missing, partial: c.breaks_partial, mismatch: c.breaks_mismatch },
+            unknown: c.unknown,
+            unattributed: c.unattributed,
+            untraced: c.untraced,
+            background: c.background,
+            capture: CaptureCounts {
+                records: self.records,
+                decode_errors: self.decode_errors,
+                ringbuf_drops: self.kernel.ringbuf_drops,
+                capped: self.kernel.capped,
+                iov_cut: self.kernel.iov_cut,
+                read_faults: self.kernel.read_faults,
+                truncated_heads: t.unknown_truncated,
+                unparsable_heads: t.unknown_unparsable,
+                lost_heads: t.unknown_lost,
+            },
+        }
+    }
+
+    fn span_record(&mut self, s: &Span, os: &mut dyn ProcView) -> SpanRecord {
+        let x = &s.exchange;
+        let r = &x.request;
+        let head = r.head.as_deref();
+        let start = self.wall(r.origin.ts_ns);
+        let end = self.wall(x.end.ts_ns.max(r.origin.ts_ns));
+        SpanRecord {
+            kind: match r.role {
+                Role::Server => "server",
+                Role::Client => "client",
+            },
+            pid: r.conn.pid,
+            tid: r.origin.tid,
+            service: self.name(r.conn.pid, os),
+            method: head.map(|h| h.method.clone()),
+            path: head.map(|h| h.path.clone()),
+            host: head.and_then(|h| h.host.clone()),
+            status: x.response.status,
+            peer: r.peer.map(|p| p.to_string()),
+            trace_id: s.trace_id.as_ref().map(|t| t.as_wire().to_owned()),
+            span_id: s.span_id.to_string(),
+            parent_span_id: s.parent_span_id.map(|p| p.to_string()),
+            start: rfc3339(start),
+            duration_ms: (end - start) as f64 / 1e6,
+            attribution: s.attribution.map(|a| a.as_str()),
+            user_agent: head.and_then(|h| h.user_agent.clone()),
+            start_unix_ns: start,
+            end_unix_ns: end,
+        }
+    }
+
+    fn break_record(&mut self, b: &Break, os: &mut dyn ProcView) -> BreakRecord {
+        let o = &b.outbound;
+        let head = o.head.as_deref();
+        let time = self.wall(o.origin.ts_ns);
+        BreakRecord {
+            reason: b.reason.as_str(),
+            attribution: b.attribution.as_str(),
+            pid: o.conn.pid,
+            tid: o.origin.tid,
+            service: self.name(o.conn.pid, os),
+            inbound: BreakInbound {
+                trace_id: b.inbound.trace_id.as_ref().map(|t| t.as_wire().to_owned()),
+                span_id: b.inbound.span_id.map(|s| s.to_string()),
+                method: b.inbound.method.clone(),
+                path: b.inbound.path.clone(),
+            },
+            outbound: BreakOutbound {
+                method: head.map(|h| h.method.clone()).unwrap_or_default(),
+                path: head.map(|h| h.path.clone()).unwrap_or_default(),
+                host: head.and_then(|h| h.host.clone()),
+                peer: o.peer.map(|p| p.to_string()),
+                trace_id: head.and_then(|h| h.trace.primary()).map(|c| c.trace_id.as_wire().to_owned()),
+            },
+            missing: b.missing.iter().map(|h| h.name()).collect(),
+            time: rfc3339(time),
+            server_span_id: b.server_span_id.map(|s| s.to_string()),
+            time_unix_ns: time,
+        }
+    }
+}

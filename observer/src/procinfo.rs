@@ -1,0 +1,126 @@
+//! What the observer reads from `/proc`: process names, descendants of a pid, and the socket
+//! behind an fd that existed before the observer attached (inode -> /proc/PID/net/tcp{,6}).
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use procfs::process::{FDTarget, Process};
+
+use crate::http::tracker::{FdKind, SocketLookup};
+use crate::pipeline::ProcView;
+
+/// `/proc` (or a host's `/proc` mounted elsewhere).
+#[derive(Debug, Clone)]
+pub struct Procfs {
+    root: PathBuf,
+}
+
+impl Default for Procfs {
+    fn default() -> Self {
+        Procfs { root: PathBuf::from("/proc") }
+    }
+}
+
+impl Procfs {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Procfs { root: root.into() }
+    }
+
+    fn process(&self, pid: u32) -> Option<Process> {
+        Process::new_with_root(self.root.join(pid.to_string())).ok()
+    }
+
+    pub fn exists(&self, pid: u32) -> bool {
+        self.root.join(pid.to_string()).is_dir()
+    }
+
+    /// `pid` and every process below it in the parent tree, as they are now.
+    pub fn with_descendants(&self, pid: u32) -> Vec<u32> {
+        let mut parent_of = Vec::new();
+        if let Ok(all) = procfs::process::all_processes_with_root(&self.root) {
+            for p in all.flatten() {
+                if let Ok(stat) = p.stat() {
+                    parent_of.push((stat.pid as u32, stat.ppid as u32));
+                }
+            }
+        }
+        let mut found: HashSet<u32> = HashSet::from([pid]);
+        // Parent links form a tree; iterate to a fixed point.
+        loop {
+            let before = found.len();
+            for &(child, parent) in &parent_of {
+                if found.contains(&parent) {
+                    found.insert(child);
+                }
+            }
+            if found.len() == before {
+                break;
+            }
+        }
+        let mut v: Vec<u32> = found.into_iter().collect();
+        v.sort_unstable();
+        v
+    }
+
+    fn peer_of_inode(&self, proc: &Process, inode: u64) -> Option<SocketAddr> {
+        let v4 = proc.tcp().unwrap_or_default();
+        let v6 = proc.tcp6().unwrap_or_default();
+        v4.into_iter().chain(v6).find(|e| e.inode == inode).map(|e| e.remote_address)
+    }
+}
+
+impl SocketLookup for Procfs {
+    fn lookup(&mut self, pid: u32, fd: i32) -> FdKind {
+        let Some(proc) = self.process(pid) else { return FdKind::Unknown };
+        let Ok(fd) = u32::try_from(fd) else { return FdKind::NotSocket };
+        let Ok(info) = proc.fd_from_fd(fd as i32) else { return FdKind::Unknown };
+        match info.target {
+            FDTarget::Socket(inode) => FdKind::Socket { peer: self.peer_of_inode(&proc, inode) },
+            _ => FdKind::NotSocket,
+        }
+    }
+}
+
+impl ProcView for Procfs {
+    fn service_name(&mut self, pid: u32) -> String {
+        std::fs::read_to_string(self.root.join(pid.to_string()).join("comm"))
+            .map(|s| s.trim().to_owned())
+            .ok()
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| format!("pid-{pid}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn own_process_is_found_with_its_children() {
+        let me = std::process::id();
+        let mut child = std::process::Command::new("sleep").arg("5").spawn().unwrap();
+        let procs = Procfs::default();
+        let found = procs.with_descendants(me);
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(found.contains(&me));
+        assert!(found.contains(&child.id()), "child {} not in {found:?}", child.id());
+        assert!(!found.contains(&1) || me == 1);
+    }
+
+    #[test]
+    fn socket_fd_is_told_from_a_file_and_peer_is_read() {
+        use std::os::fd::AsRawFd;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let client = std::net::TcpStream::connect(addr).unwrap();
+        let file = std::fs::File::open("/proc/self/status").unwrap();
+        let mut p = Procfs::default();
+        let me = std::process::id();
+        assert_eq!(p.lookup(me, client.as_raw_fd()), FdKind::Socket { peer: Some(addr) });
+        assert_eq!(p.lookup(me, file.as_raw_fd()), FdKind::NotSocket);
+        assert_eq!(p.lookup(me, 100_000), FdKind::Unknown);
+        assert!(!p.service_name(me).is_empty());
+    }
+}
