@@ -23,7 +23,8 @@
 use aya_ebpf::{
     cty::c_void,
     helpers::{
-        bpf_get_current_pid_tgid, bpf_get_smp_processor_id, bpf_ktime_get_ns, bpf_probe_read_user, generated,
+        bpf_get_current_pid_tgid, bpf_get_smp_processor_id, bpf_ktime_get_ns, bpf_probe_read_user,
+        generated,
     },
     macros::{map, tracepoint},
     maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf},
@@ -33,8 +34,7 @@ use aya_log_ebpf::warn;
 use observer_common::{
     AF_INET, AF_INET6, AF_UNIX, ConnEvent, ConnKey, ConnState, DataHeader, DirState, EventHeader,
     ForkEvent, HEAD_MAX, KIND_ACCEPT, KIND_CLOSE, KIND_CONNECT, KIND_DATA, KIND_EXIT, KIND_FORK,
-    KIND_THREAD_EXIT,
-    MAX_IOV, SCRATCH_SIZE, SyscallArgs, config, flags, stat, sys,
+    KIND_THREAD_EXIT, MAX_IOV, SCRATCH_SIZE, SyscallArgs, config, flags, stat, sys,
 };
 
 /// Observed thread-group ids (and the tids of threads forked by them, until they exit).
@@ -143,12 +143,27 @@ macro_rules! data_hooks {
 
 data_hooks!(sys_enter_read, sys_exit_read, sys::READ, SHAPE_BUFFER);
 data_hooks!(sys_enter_readv, sys_exit_readv, sys::READV, SHAPE_IOV);
-data_hooks!(sys_enter_recvfrom, sys_exit_recvfrom, sys::RECVFROM, SHAPE_BUFFER);
-data_hooks!(sys_enter_recvmsg, sys_exit_recvmsg, sys::RECVMSG, SHAPE_MSGHDR);
+data_hooks!(
+    sys_enter_recvfrom,
+    sys_exit_recvfrom,
+    sys::RECVFROM,
+    SHAPE_BUFFER
+);
+data_hooks!(
+    sys_enter_recvmsg,
+    sys_exit_recvmsg,
+    sys::RECVMSG,
+    SHAPE_MSGHDR
+);
 data_hooks!(sys_enter_write, sys_exit_write, sys::WRITE, SHAPE_BUFFER);
 data_hooks!(sys_enter_writev, sys_exit_writev, sys::WRITEV, SHAPE_IOV);
 data_hooks!(sys_enter_sendto, sys_exit_sendto, sys::SENDTO, SHAPE_BUFFER);
-data_hooks!(sys_enter_sendmsg, sys_exit_sendmsg, sys::SENDMSG, SHAPE_MSGHDR);
+data_hooks!(
+    sys_enter_sendmsg,
+    sys_exit_sendmsg,
+    sys::SENDMSG,
+    SHAPE_MSGHDR
+);
 
 /// Saves (fd, pointer, length) at syscall entry for observed processes. Syscall tracepoint
 /// arguments are 8-byte slots from offset 16.
@@ -161,7 +176,12 @@ fn save_args(ctx: &TracePointContext, syscall: u32) -> Result<(), i64> {
     let fd: u64 = unsafe { ctx.read_at(16) }.map_err(i64::from)?;
     let ptr: u64 = unsafe { ctx.read_at(24) }.map_err(i64::from)?;
     let len: u64 = unsafe { ctx.read_at(32) }.map_err(i64::from)?;
-    let args = SyscallArgs { syscall, fd: fd as i32, ptr, len };
+    let args = SyscallArgs {
+        syscall,
+        fd: fd as i32,
+        ptr,
+        len,
+    };
     ARGS.insert(&id, &args, 0).map_err(i64::from)
 }
 
@@ -188,7 +208,10 @@ enum Source {
 #[inline(always)]
 fn source(args: &SyscallArgs, shape: u8) -> Result<Source, i64> {
     match shape {
-        SHAPE_IOV => Ok(Source::Iov { iov: args.ptr, count: args.len }),
+        SHAPE_IOV => Ok(Source::Iov {
+            iov: args.ptr,
+            count: args.len,
+        }),
         SHAPE_MSGHDR => {
             // struct user_msghdr: msg_iov at 16, msg_iovlen at 24 (64-bit ABI).
             let iov: u64 = read_user(args.ptr + 16)?;
@@ -258,7 +281,11 @@ fn looks_like_head(word: u64, n: u64) -> bool {
     while i < PATTERNS.len() {
         let (pat, plen) = PATTERNS[i];
         let m = if n < plen { n } else { plen };
-        let mask = if m >= 8 { u64::MAX } else { (1u64 << (8 * m)) - 1 };
+        let mask = if m >= 8 {
+            u64::MAX
+        } else {
+            (1u64 << (8 * m)) - 1
+        };
         if (word ^ pat) & mask == 0 {
             return true;
         }
@@ -269,7 +296,11 @@ fn looks_like_head(word: u64, n: u64) -> bool {
 
 #[inline(always)]
 fn dir_state(state: &mut ConnState, write: bool) -> &mut DirState {
-    if write { &mut state.egress } else { &mut state.ingress }
+    if write {
+        &mut state.egress
+    } else {
+        &mut state.ingress
+    }
 }
 
 /// Copies `len` bytes from user memory into the scratch data area at `off` (both masked so the
@@ -324,7 +355,10 @@ fn try_data_exit(ctx: &TracePointContext, shape: u8) -> Result<(), i64> {
     }
     let head_start = n > 0 && looks_like_head(u64::from_le_bytes(peek), n);
 
-    let key = ConnKey { tgid: (id >> 32) as u32, fd: args.fd };
+    let key = ConnKey {
+        tgid: (id >> 32) as u32,
+        fd: args.fd,
+    };
     let state = CONNS.get_ptr_mut(&key);
     let (budget, lost) = match state {
         // SAFETY: map value pointer from a successful lookup.
@@ -341,7 +375,11 @@ fn try_data_exit(ctx: &TracePointContext, shape: u8) -> Result<(), i64> {
 
     let cpu = unsafe { bpf_get_smp_processor_id() };
     let scratch = SCRATCH.get_ptr_mut(cpu).ok_or(0i64)? as *mut u8;
-    let want = if total < budget as u64 { total as u32 } else { budget };
+    let want = if total < budget as u64 {
+        total as u32
+    } else {
+        budget
+    };
     let mut rec_flags = if write { flags::WRITE } else { 0 };
     if head_start {
         rec_flags |= flags::HEAD_START;
@@ -366,7 +404,8 @@ fn try_data_exit(ctx: &TracePointContext, shape: u8) -> Result<(), i64> {
             // The running offset lives in the scratch header, not in a register: loaded back
             // each iteration it is an unknown (masked) scalar to the verifier, so the paths of
             // one iteration merge instead of multiplying across all MAX_IOV iterations.
-            let off_slot = unsafe { core::ptr::addr_of_mut!((*(scratch as *mut DataHeader)).data_len) };
+            let off_slot =
+                unsafe { core::ptr::addr_of_mut!((*(scratch as *mut DataHeader)).data_len) };
             unsafe { core::ptr::write_volatile(off_slot, 0) };
             let mut i: u64 = 0;
             while i < MAX_IOV as u64 && i < nseg {
@@ -379,7 +418,11 @@ fn try_data_exit(ctx: &TracePointContext, shape: u8) -> Result<(), i64> {
                     break;
                 };
                 let left = want - off;
-                let len = if seg[1] < left as u64 { seg[1] as u32 } else { left };
+                let len = if seg[1] < left as u64 {
+                    seg[1] as u32
+                } else {
+                    left
+                };
                 if copy_in(scratch, off, seg[0], len).is_err() {
                     rec_flags |= flags::READ_FAULT;
                     break;
@@ -430,7 +473,10 @@ fn try_data_exit(ctx: &TracePointContext, shape: u8) -> Result<(), i64> {
         count(stat::RINGBUF_DROPS, 1);
     }
 
-    let new_dir = DirState { budget: remaining, lost: if sent { 0 } else { 1 } };
+    let new_dir = DirState {
+        budget: remaining,
+        lost: if sent { 0 } else { 1 },
+    };
     match CONNS.get_ptr_mut(&key) {
         Some(s) => *dir_state(unsafe { &mut *s }, write) = new_dir,
         None => {
@@ -501,7 +547,10 @@ fn try_conn_exit(ctx: &TracePointContext, kind: u32) -> Result<(), i64> {
         }
         ret as i32
     };
-    let mut ev = ConnEvent { hdr: header(kind, id, fd), ..ConnEvent::default() };
+    let mut ev = ConnEvent {
+        hdr: header(kind, id, fd),
+        ..ConnEvent::default()
+    };
     if args.ptr != 0 {
         let family: u16 = read_user(args.ptr).unwrap_or(0);
         match family {
@@ -522,7 +571,10 @@ fn try_conn_exit(ctx: &TracePointContext, kind: u32) -> Result<(), i64> {
             _ => {}
         }
     }
-    let key = ConnKey { tgid: (id >> 32) as u32, fd };
+    let key = ConnKey {
+        tgid: (id >> 32) as u32,
+        fd,
+    };
     let _ = CONNS.insert(&key, &ConnState::default(), 0);
     emit(&ev);
     Ok(())
@@ -543,7 +595,10 @@ fn try_close(ctx: &TracePointContext) -> Result<(), i64> {
         return Ok(());
     }
     let fd: u64 = unsafe { ctx.read_at(16) }.map_err(i64::from)?;
-    let key = ConnKey { tgid, fd: fd as i32 };
+    let key = ConnKey {
+        tgid,
+        fd: fd as i32,
+    };
     if CONNS.remove(&key).is_ok() {
         emit(&header(KIND_CLOSE, id, fd as i32));
     }
@@ -575,9 +630,16 @@ fn try_fork(ctx: &TracePointContext) -> Result<(), i64> {
     let child: i32 = unsafe { ctx.read_at(off & 0xff) }.map_err(i64::from)?;
     let child = child as u32;
     if config(config::TRACE_ALL) != 1 && TRACED.insert(&child, &1, 0).is_err() {
-        warn!(ctx, "observer: traced-process map full, task {} is not observed", child);
+        warn!(
+            ctx,
+            "observer: traced-process map full, task {} is not observed", child
+        );
     }
-    emit(&ForkEvent { hdr: header(KIND_FORK, id, -1), child_tid: child, _pad: 0 });
+    emit(&ForkEvent {
+        hdr: header(KIND_FORK, id, -1),
+        child_tid: child,
+        _pad: 0,
+    });
     Ok(())
 }
 

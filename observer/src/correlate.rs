@@ -19,14 +19,21 @@
 //! 4. **ambiguous**: otherwise.
 //!
 //! With no active inbound request the outbound one is *background* traffic: never a break.
+//! Telemetry exports (OTLP/HTTP, Zipkin and Jaeger paths, `TELEMETRY_PATHS`) are never breaks
+//! either: SDK exporters send them without the served request's context by design. An outbound
+//! request carrying the trace id of an earlier inbound request of the process that is no longer
+//! active (async work, retries; remembered for `Config::recent_ns`) is propagation.
 //!
 //! # Verdicts
 //! For the attributed inbound request `I` and outbound request `O`:
 //! * `I` unreadable (lost records, truncated or unparsable head), or its B3 single and multi
 //!   headers disagree with nothing else to trust: **unknown**.
 //! * `I` carries no trace context: nothing to propagate, no break (`untraced`).
+//! * `O` carries only a B3 deny decision (`b3: 0`) and `I` was not sampled: propagated (B3's
+//!   deny-only form).
 //! * `O` carries no trace context in any format: break **missing**; if it carries only invalid
-//!   trace headers: **unknown** (something was sent; we cannot say what).
+//!   trace headers, one of which could hold a trace id (`x-b3-traceid`, `b3`, `traceparent`,
+//!   `x-ot-span-context`): **unknown** (something was sent; we cannot say what).
 //! * `O` carries trace ids, none equal to `I`'s: break **mismatch**.
 //! * Same trace id, but a header that `I` carried and the profile requires is absent from `O`
 //!   (by default the sampling decision, in any format, and `tracestate`; `--require` adds
@@ -61,10 +68,22 @@ use serde::Serialize;
 
 use crate::http::head::RequestHead;
 use crate::http::tracker::{Exchange, HttpEvent, Request, Role, Unknown};
-use crate::tracectx::{HeaderSet, SpanId, TraceContext, TraceHeader, TraceId};
+use crate::tracectx::{HeaderSet, Sampling, SpanId, TraceContext, TraceHeader, TraceId};
 
 /// Thread parentage followed this many levels up.
 pub const MAX_THREAD_DEPTH: usize = 5;
+/// Inbound trace ids remembered per process.
+pub const RECENT_TRACES: usize = 4096;
+/// Path endings of telemetry exports (OTLP/HTTP, Zipkin, Jaeger): an SDK's exporter sends these
+/// without the trace context of the request being served, by design. They are never breaks.
+pub const TELEMETRY_PATHS: &[&str] = &[
+    "/v1/traces",
+    "/v1/metrics",
+    "/v1/logs",
+    "/api/v2/spans",
+    "/api/v1/spans",
+    "/api/traces",
+];
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -72,6 +91,10 @@ pub struct Config {
     pub grace_ns: u64,
     /// An inbound request without a response stops being active after this long.
     pub max_active_ns: u64,
+    /// Trace ids of inbound requests are remembered this long (at most `RECENT_TRACES` per
+    /// process): an outbound request carrying one continues that trace, even when the request is
+    /// no longer active (async work, retries, queues), and is never called a mismatch.
+    pub recent_ns: u64,
     /// Headers required on the outbound request when the inbound one carried them, beyond the
     /// sampling decision.
     pub require: HeaderSet,
@@ -83,7 +106,13 @@ impl Default for Config {
     fn default() -> Self {
         let mut require = HeaderSet::default();
         require.insert(TraceHeader::Tracestate);
-        Config { grace_ns: 100_000_000, max_active_ns: 300_000_000_000, require, require_sampling: true }
+        Config {
+            grace_ns: 100_000_000,
+            max_active_ns: 300_000_000_000,
+            recent_ns: 600_000_000_000,
+            require,
+            require_sampling: true,
+        }
     }
 }
 
@@ -192,6 +221,8 @@ pub struct CorrelatorStats {
     pub unattributed: u64,
     pub untraced: u64,
     pub background: u64,
+    /// Outbound telemetry exports (see `TELEMETRY_PATHS`).
+    pub telemetry: u64,
     pub by_trace_id: u64,
     pub by_thread: u64,
     pub by_single_active: u64,
@@ -211,6 +242,8 @@ struct Inbound {
 #[derive(Debug, Default)]
 struct Process {
     inbound: Vec<Inbound>,
+    /// Trace ids of inbound requests seen lately, newest last: (time, trace id value, server span).
+    recent: VecDeque<(u64, u128, SpanId)>,
     /// Thread id -> the thread that created it.
     parent: HashMap<u32, u32>,
 }
@@ -276,7 +309,10 @@ enum Verdict {
     Untraced,
     Unattributed,
     Unknown,
-    Break { reason: BreakReason, missing: Vec<TraceHeader> },
+    Break {
+        reason: BreakReason,
+        missing: Vec<TraceHeader>,
+    },
 }
 
 impl Correlator {
@@ -297,17 +333,22 @@ impl Correlator {
 
     /// Marks one more result as unknown (e.g. a break withdrawn because records were lost).
     pub fn count_unknown_instead_of_break(&mut self, reason: BreakReason) {
-        match reason {
-            BreakReason::Missing => self.stats.breaks_missing -= 1,
-            BreakReason::Partial => self.stats.breaks_partial -= 1,
-            BreakReason::Mismatch => self.stats.breaks_mismatch -= 1,
-        }
+        let counter = match reason {
+            BreakReason::Missing => &mut self.stats.breaks_missing,
+            BreakReason::Partial => &mut self.stats.breaks_partial,
+            BreakReason::Mismatch => &mut self.stats.breaks_mismatch,
+        };
+        *counter = counter.saturating_sub(1);
         self.stats.unknown += 1;
     }
 
     pub fn on_fork(&mut self, pid: u32, parent_tid: u32, child_tid: u32) {
         if child_tid != pid {
-            self.procs.entry(pid).or_default().parent.insert(child_tid, parent_tid);
+            self.procs
+                .entry(pid)
+                .or_default()
+                .parent
+                .insert(child_tid, parent_tid);
         }
     }
 
@@ -337,7 +378,9 @@ impl Correlator {
         match ev {
             HttpEvent::Request(r) if r.role == Role::Server => self.on_inbound(r),
             HttpEvent::Request(r) => self.on_outbound(r, out),
-            HttpEvent::Exchange(x) if x.request.role == Role::Server => self.on_inbound_done(x, out),
+            HttpEvent::Exchange(x) if x.request.role == Role::Server => {
+                self.on_inbound_done(x, out)
+            }
             HttpEvent::Exchange(x) => self.on_outbound_done(x, out),
             HttpEvent::Unknown(u) => self.on_unknown(u),
             HttpEvent::Abandoned { request, at, .. } => {
@@ -362,7 +405,23 @@ impl Correlator {
             Some(end) => end.saturating_add(grace) >= now,
             None => i.start_ns.saturating_add(max_active) >= now,
         });
-        p.inbound.push(Inbound { seq: r.seq, tid: r.origin.tid, start_ns: now, end_ns: None, head: r.head.clone(), span_id });
+        if let Some(t) = r.head.as_ref().and_then(|h| trusted_primary(&h.trace)) {
+            let horizon = now.saturating_sub(self.cfg.recent_ns);
+            while p.recent.front().is_some_and(|(ts, _, _)| *ts < horizon)
+                || p.recent.len() >= RECENT_TRACES
+            {
+                p.recent.pop_front();
+            }
+            p.recent.push_back((now, t.0.value(), span_id));
+        }
+        p.inbound.push(Inbound {
+            seq: r.seq,
+            tid: r.origin.tid,
+            start_ns: now,
+            end_ns: None,
+            head: r.head.clone(),
+            span_id,
+        });
     }
 
     fn end_inbound(&mut self, pid: u32, seq: u64, at: u64) {
@@ -385,7 +444,11 @@ impl Correlator {
             Some(id) => id,
             None => self.new_span_id(),
         };
-        let primary = x.request.head.as_ref().and_then(|h| trusted_primary(&h.trace));
+        let primary = x
+            .request
+            .head
+            .as_ref()
+            .and_then(|h| trusted_primary(&h.trace));
         out.push(Finding::Span(Span {
             exchange: x.clone(),
             parent_span_id: primary.as_ref().and_then(|c| c.1),
@@ -397,11 +460,19 @@ impl Correlator {
 
     fn on_outbound_done(&mut self, x: &Exchange, out: &mut Vec<Finding>) {
         let link = self.clients.remove(&x.request.seq);
-        let primary = x.request.head.as_ref().and_then(|h| trusted_primary(&h.trace));
+        let primary = x
+            .request
+            .head
+            .as_ref()
+            .and_then(|h| trusted_primary(&h.trace));
         let own = primary.as_ref().and_then(|c| c.1);
         let span_id = match own {
             Some(id) if link.is_some_and(|l| l.inbound_span != Some(id)) || link.is_none() => {
-                if self.ids.claim(id.value()) { id } else { self.new_span_id() }
+                if self.ids.claim(id.value()) {
+                    id
+                } else {
+                    self.new_span_id()
+                }
             }
             _ => self.new_span_id(),
         };
@@ -416,7 +487,8 @@ impl Correlator {
 
     fn on_unknown(&mut self, u: &Unknown) {
         // An unreadable outbound head while inbound requests are active: a verdict we cannot give.
-        if u.role == Some(Role::Client) && u.direction == crate::capture::record::Direction::Egress {
+        if u.role == Some(Role::Client) && u.direction == crate::capture::record::Direction::Egress
+        {
             let active = self.candidates(u.conn.pid, u.origin.ts_ns);
             if !active.is_empty() {
                 self.stats.outbound += 1;
@@ -427,7 +499,9 @@ impl Correlator {
 
     /// Active inbound requests of `pid` at `ts` (indexes into its list).
     fn candidates(&self, pid: u32, ts: u64) -> Vec<usize> {
-        let Some(p) = self.procs.get(&pid) else { return Vec::new() };
+        let Some(p) = self.procs.get(&pid) else {
+            return Vec::new();
+        };
         p.inbound
             .iter()
             .enumerate()
@@ -459,30 +533,96 @@ impl Correlator {
         self.stats.outbound += 1;
         let pid = o.conn.pid;
         let cands = self.candidates(pid, o.origin.ts_ns);
-        let Some(out_head) = o.head.clone() else { return };
-        if cands.is_empty() {
-            self.stats.background += 1;
-            self.clients.insert(o.seq, ClientLink { attribution: None, server_span: None, inbound_span: None });
+        let Some(out_head) = o.head.clone() else {
+            return;
+        };
+        if TELEMETRY_PATHS.iter().any(|t| out_head.path.ends_with(t)) {
+            self.stats.telemetry += 1;
+            self.clients.insert(
+                o.seq,
+                ClientLink {
+                    attribution: None,
+                    server_span: None,
+                    inbound_span: None,
+                },
+            );
             return;
         }
-        let Some(p) = self.procs.get(&pid) else { return };
-        let (attribution, chosen) = attribute(p, &cands, o, &out_head.trace);
+        if cands.is_empty() {
+            self.stats.background += 1;
+            self.clients.insert(
+                o.seq,
+                ClientLink {
+                    attribution: None,
+                    server_span: None,
+                    inbound_span: None,
+                },
+            );
+            return;
+        }
+        let Some(p) = self.procs.get(&pid) else {
+            return;
+        };
+        let (mut attribution, chosen) = attribute(p, &cands, o, &out_head.trace);
+        // It carries the trace of an earlier inbound request of this process that is no longer
+        // active: work continued asynchronously. Propagated, whatever is in flight now.
+        let continued = if attribution == Attribution::TraceId {
+            None
+        } else {
+            let ids: Vec<u128> = out_head
+                .trace
+                .trace_ids()
+                .iter()
+                .map(|t| t.value())
+                .collect();
+            p.recent
+                .iter()
+                .rev()
+                .find(|(_, t, _)| ids.contains(t))
+                .map(|(_, _, span)| *span)
+        };
+        if let Some(span) = continued {
+            attribution = Attribution::TraceId;
+            self.stats.by_trace_id += 1;
+            self.stats.propagated += 1;
+            self.clients.insert(
+                o.seq,
+                ClientLink {
+                    attribution: Some(attribution),
+                    server_span: Some(span),
+                    inbound_span: None,
+                },
+            );
+            return;
+        }
         let (verdict, inbound_ref, server_span, inbound_span) = match chosen {
             Some(idx) => {
                 let i = &p.inbound[idx];
                 let v = judge_one(&self.cfg, i.head.as_deref(), &out_head.trace);
                 let primary = i.head.as_ref().and_then(|h| trusted_primary(&h.trace));
-                (v, inbound_ref_of(i.head.as_deref()), Some(i.span_id), primary.and_then(|c| c.1))
+                (
+                    v,
+                    inbound_ref_of(i.head.as_deref()),
+                    Some(i.span_id),
+                    primary.and_then(|c| c.1),
+                )
             }
             None => {
-                let heads: Vec<Option<&RequestHead>> = cands.iter().map(|&n| p.inbound[n].head.as_deref()).collect();
+                let heads: Vec<Option<&RequestHead>> = cands
+                    .iter()
+                    .map(|&n| p.inbound[n].head.as_deref())
+                    .collect();
                 let (v, r) = judge_ambiguous(&heads, &out_head.trace);
                 (v, r, None, None)
             }
         };
         self.clients.insert(
             o.seq,
-            ClientLink { attribution: Some(attribution), server_span, inbound_span },
+            ClientLink {
+                attribution: Some(attribution),
+                server_span,
+                inbound_span,
+            },
         );
         match attribution {
             Attribution::TraceId => self.stats.by_trace_id += 1,
@@ -516,20 +656,37 @@ impl Correlator {
 
 /// Chooses the inbound request (index into `p.inbound`) an outbound one belongs to; `None` with
 /// `Ambiguous`.
-fn attribute(p: &Process, cands: &[usize], o: &Request, out_trace: &TraceContext) -> (Attribution, Option<usize>) {
+fn attribute(
+    p: &Process,
+    cands: &[usize],
+    o: &Request,
+    out_trace: &TraceContext,
+) -> (Attribution, Option<usize>) {
     // 1. A shared trace id; the most recent such request wins.
     let by_trace = cands
         .iter()
         .copied()
-        .filter(|&n| p.inbound[n].head.as_ref().is_some_and(|h| h.trace.shares_trace_with(out_trace)))
+        .filter(|&n| {
+            p.inbound[n]
+                .head
+                .as_ref()
+                .is_some_and(|h| h.trace.shares_trace_with(out_trace))
+        })
         .max_by_key(|&n| p.inbound[n].start_ns);
     if let Some(n) = by_trace {
         return (Attribution::TraceId, Some(n));
     }
     // 2. The same thread, or one it spawned; prefer requests still unanswered.
-    let by_thread: Vec<usize> =
-        cands.iter().copied().filter(|&n| Correlator::descends_from(p, o.origin.tid, p.inbound[n].tid)).collect();
-    let open: Vec<usize> = by_thread.iter().copied().filter(|&n| p.inbound[n].end_ns.is_none()).collect();
+    let by_thread: Vec<usize> = cands
+        .iter()
+        .copied()
+        .filter(|&n| Correlator::descends_from(p, o.origin.tid, p.inbound[n].tid))
+        .collect();
+    let open: Vec<usize> = by_thread
+        .iter()
+        .copied()
+        .filter(|&n| p.inbound[n].end_ns.is_none())
+        .collect();
     match (by_thread.len(), open.len()) {
         (1, _) => return (Attribution::Thread, Some(by_thread[0])),
         (_, 1) => return (Attribution::Thread, Some(open[0])),
@@ -561,7 +718,9 @@ fn inbound_ref_of(head: Option<&RequestHead>) -> InboundRef {
 /// Whether the inbound request carries a context worth propagating; `Err` with a verdict when it
 /// cannot be judged or carries nothing.
 fn inbound_context(head: Option<&RequestHead>) -> Result<&TraceContext, Verdict> {
-    let Some(head) = head else { return Err(Verdict::Unknown) };
+    let Some(head) = head else {
+        return Err(Verdict::Unknown);
+    };
     let t = &head.trace;
     if t.carries_trace() {
         Ok(t)
@@ -572,27 +731,75 @@ fn inbound_context(head: Option<&RequestHead>) -> Result<&TraceContext, Verdict>
     }
 }
 
+/// Headers that can hold a trace id, as opposed to those that only go along with one.
+const CONTEXT_HEADERS: [TraceHeader; 4] = [
+    TraceHeader::B3TraceId,
+    TraceHeader::B3Single,
+    TraceHeader::Traceparent,
+    TraceHeader::OtSpanContext,
+];
+
+/// For an outbound request without trace context: whether an invalid header might have held one.
+/// An invalid `x-request-id`, a `tracestate` without `traceparent` or a B3 span id without trace
+/// id cannot: the trace id is surely missing.
+fn invalid_context(o: &TraceContext) -> bool {
+    o.b3_conflict || CONTEXT_HEADERS.iter().any(|&h| o.invalid.contains(h))
+}
+
+/// The headers of `carried` that an outbound request without trace context lacks: all but its
+/// valid ones that hold no trace id (`x-request-id`, a sampling decision). A `b3: 1` does not
+/// stand for the `b3` context the inbound request carried.
+fn lacking(carried: HeaderSet, o: &TraceContext) -> Vec<TraceHeader> {
+    let context: HeaderSet = CONTEXT_HEADERS.into_iter().collect();
+    carried
+        .difference(o.present.difference(context))
+        .iter()
+        .collect()
+}
+
+/// B3 lets an unsampled trace travel as its deny decision alone (`b3: 0`, `x-b3-sampled: 0`).
+fn deny_only_propagation(i: &TraceContext, o: &TraceContext) -> bool {
+    let inbound_denied =
+        i.primary().and_then(|c| c.sampling).or(i.b3_sampling) == Some(Sampling::Deny);
+    inbound_denied && o.b3_sampling == Some(Sampling::Deny)
+}
+
 fn judge_one(cfg: &Config, inbound: Option<&RequestHead>, o: &TraceContext) -> Verdict {
     let i = match inbound_context(inbound) {
         Ok(t) => t,
         Err(v) => return v,
     };
+    if !o.carries_trace() && deny_only_propagation(i, o) {
+        return Verdict::Propagated;
+    }
     if !o.carries_trace() {
-        if !o.invalid.is_empty() || o.b3_conflict {
+        if invalid_context(o) {
             return Verdict::Unknown;
         }
-        return Verdict::Break { reason: BreakReason::Missing, missing: i.present.iter().collect() };
+        return Verdict::Break {
+            reason: BreakReason::Missing,
+            missing: lacking(i.present, o),
+        };
     }
     if i.trace_ids().is_empty() || o.trace_ids().is_empty() {
         // Only an opaque x-ot-span-context on one side: it travels on or not, ids cannot be compared.
-        return if i.ot_span_context.is_some() && o.ot_span_context.is_none() && o.trace_ids().is_empty() {
-            Verdict::Break { reason: BreakReason::Missing, missing: vec![TraceHeader::OtSpanContext] }
+        return if i.ot_span_context.is_some()
+            && o.ot_span_context.is_none()
+            && o.trace_ids().is_empty()
+        {
+            Verdict::Break {
+                reason: BreakReason::Missing,
+                missing: vec![TraceHeader::OtSpanContext],
+            }
         } else {
             Verdict::Propagated
         };
     }
     if !i.shares_trace_with(o) {
-        return Verdict::Break { reason: BreakReason::Mismatch, missing: Vec::new() };
+        return Verdict::Break {
+            reason: BreakReason::Mismatch,
+            missing: Vec::new(),
+        };
     }
     let mut missing = HeaderSet::default();
     if cfg.require_sampling && i.has_sampling() && !o.has_sampling() {
@@ -606,12 +813,20 @@ fn judge_one(cfg: &Config, inbound: Option<&RequestHead>, o: &TraceContext) -> V
     if missing.is_empty() {
         Verdict::Propagated
     } else {
-        Verdict::Break { reason: BreakReason::Partial, missing: missing.iter().collect() }
+        Verdict::Break {
+            reason: BreakReason::Partial,
+            missing: missing.iter().collect(),
+        }
     }
 }
 
 fn judge_ambiguous(heads: &[Option<&RequestHead>], o: &TraceContext) -> (Verdict, InboundRef) {
-    let none = InboundRef { trace_id: None, span_id: None, method: None, path: None };
+    let none = InboundRef {
+        trace_id: None,
+        span_id: None,
+        method: None,
+        path: None,
+    };
     let mut contexts = Vec::new();
     let mut untraced = 0;
     for h in heads {
@@ -631,22 +846,51 @@ fn judge_ambiguous(heads: &[Option<&RequestHead>], o: &TraceContext) -> (Verdict
     let first = heads.iter().flatten().next().copied();
     let same = contexts.iter().all(|t| t.shares_trace_with(contexts[0]));
     let r = if same { inbound_ref_of(first) } else { none };
-    let r = InboundRef { method: None, path: None, ..r };
-    if !o.carries_trace() {
-        if !o.invalid.is_empty() || o.b3_conflict {
+    let r = InboundRef {
+        method: None,
+        path: None,
+        ..r
+    };
+    if !o.carries_trace() && o.b3_sampling == Some(Sampling::Deny) {
+        // A deny-only B3 decision: fine for unsampled candidates; which one it served is unknown.
+        let denied = contexts
+            .iter()
+            .filter(|t| deny_only_propagation(t, o))
+            .count();
+        if denied == contexts.len() {
+            return (Verdict::Propagated, r);
+        }
+        if denied > 0 {
             return (Verdict::Unknown, r);
         }
-        let mut missing = HeaderSet::default();
-        for t in &contexts {
-            missing = missing.union(t.present);
+    }
+    if !o.carries_trace() {
+        if invalid_context(o) {
+            return (Verdict::Unknown, r);
         }
-        return (Verdict::Break { reason: BreakReason::Missing, missing: missing.iter().collect() }, r);
+        let mut carried = HeaderSet::default();
+        for t in &contexts {
+            carried = carried.union(t.present);
+        }
+        return (
+            Verdict::Break {
+                reason: BreakReason::Missing,
+                missing: lacking(carried, o),
+            },
+            r,
+        );
     }
     if o.trace_ids().is_empty() {
         return (Verdict::Unknown, r);
     }
     // attribute() already found no candidate sharing a trace id with O.
-    (Verdict::Break { reason: BreakReason::Mismatch, missing: Vec::new() }, r)
+    (
+        Verdict::Break {
+            reason: BreakReason::Mismatch,
+            missing: Vec::new(),
+        },
+        r,
+    )
 }
 
 #[cfg(test)]

@@ -6,8 +6,8 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::Parser;
 use observer::capture::loader::{Capture, CaptureConfig};
-use observer::capture::reader::RingReader;
 use observer::capture::preflight::{self, LinuxHost};
+use observer::capture::reader::RingReader;
 use observer::capture::record;
 use observer::correlate::{self, RandomIds};
 use observer::http::head::ParseOptions;
@@ -66,7 +66,9 @@ fn parse_ring_mib(s: &str) -> Result<u32, String> {
 /// CLOCK_REALTIME - CLOCK_MONOTONIC: turns the kernel's timestamps into wall-clock time.
 fn wall_offset_ns() -> anyhow::Result<i128> {
     use nix::time::{ClockId, clock_gettime};
-    let ns = |t: nix::sys::time::TimeSpec| i128::from(t.tv_sec()) * 1_000_000_000 + i128::from(t.tv_nsec());
+    let ns = |t: nix::sys::time::TimeSpec| {
+        i128::from(t.tv_sec()) * 1_000_000_000 + i128::from(t.tv_nsec())
+    };
     let mono = clock_gettime(ClockId::CLOCK_MONOTONIC)?;
     let real = clock_gettime(ClockId::CLOCK_REALTIME)?;
     Ok(ns(real) - ns(mono))
@@ -107,7 +109,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
     for &pid in &args.pids {
         pids.extend(procfs.with_descendants(pid));
     }
-    let cfg = CaptureConfig { pids: pids.clone(), all: args.all, ring_buffer_bytes: args.ring_buffer_mib << 20 };
+    let cfg = CaptureConfig {
+        pids: pids.clone(),
+        all: args.all,
+        ring_buffer_bytes: args.ring_buffer_mib << 20,
+    };
     let mut capture = Capture::load(&cfg)?;
     let mut reader = RingReader::new(capture.ring()?).context("watching the ring buffer")?;
 
@@ -116,16 +122,31 @@ async fn run(args: Args) -> anyhow::Result<()> {
     for h in &args.require {
         require.insert(*h);
     }
-    let corr = correlate::Config { grace_ns: args.grace_ms * 1_000_000, require, ..correlate::Config::default() };
-    let mut pipeline =
-        Pipeline::new(ParseOptions { keep_query: args.capture_query }, corr, Box::new(RandomIds), wall_offset_ns()?);
+    let corr = correlate::Config {
+        grace_ns: args.grace_ms * 1_000_000,
+        require,
+        ..correlate::Config::default()
+    };
+    let mut pipeline = Pipeline::new(
+        ParseOptions {
+            keep_query: args.capture_query,
+        },
+        corr,
+        Box::new(RandomIds),
+        wall_offset_ns()?,
+    );
     let mut os = procfs;
     let mut sink = Sink {
         out: std::io::BufWriter::new(std::io::stdout()),
         colour: args.output == Format::Pretty && std::io::stdout().is_terminal(),
         format: args.output,
     };
-    let mut records = vec![Record::Ready { pids: args.pids.clone(), all: args.all, probes: capture.probes(), version: env!("CARGO_PKG_VERSION") }];
+    let mut records = vec![Record::Ready {
+        pids: args.pids.clone(),
+        all: args.all,
+        probes: capture.probes(),
+        version: env!("CARGO_PKG_VERSION"),
+    }];
     if !sink.write(&mut records)? {
         return Ok(());
     }
@@ -133,7 +154,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut tick = tokio::time::interval(Duration::from_millis(200));
-    let deadline = args.duration.map(|s| tokio::time::Instant::now() + Duration::from_secs_f64(s.max(0.0)));
+    let deadline = args
+        .duration
+        .map(|s| tokio::time::Instant::now() + Duration::from_secs_f64(s.max(0.0)));
     let until = async {
         match deadline {
             Some(d) => tokio::time::sleep_until(d).await,
@@ -142,7 +165,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
     };
     tokio::pin!(until);
 
-    let on_record = |r: Result<record::Event, record::DecodeError>, pipeline: &mut Pipeline, os: &mut Procfs, records: &mut Vec<Record>| match r {
+    let on_record = |r: Result<record::Event, record::DecodeError>,
+                     pipeline: &mut Pipeline,
+                     os: &mut Procfs,
+                     records: &mut Vec<Record>| match r {
         Ok(ev) => pipeline.on_event(&ev, os, records),
         Err(e) => {
             pipeline.count_decode_error();
@@ -168,7 +194,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
         }
     }
     // Flush what is pending: the rest of the ring buffer, held breaks, then the summary.
-    while !reader.read_now(DRAIN_BATCH, |r| on_record(r, &mut pipeline, &mut os, &mut records)).1 {}
+    while !reader
+        .read_now(DRAIN_BATCH, |r| {
+            on_record(r, &mut pipeline, &mut os, &mut records)
+        })
+        .1
+    {}
     pipeline.on_drop_check(capture.counters()?, &mut records);
     records.push(Record::Summary(pipeline.summary()));
     sink.write(&mut records)?;
@@ -178,10 +209,15 @@ async fn run(args: Args) -> anyhow::Result<()> {
 fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
         .init();
     let args = Args::parse();
-    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("observer: cannot start the runtime: {e}");

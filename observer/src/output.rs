@@ -81,6 +81,7 @@ pub struct SummaryRecord {
     pub unattributed: u64,
     pub untraced: u64,
     pub background: u64,
+    pub telemetry: u64,
     pub capture: CaptureCounts,
 }
 
@@ -108,7 +109,12 @@ pub struct CaptureCounts {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Record {
-    Ready { pids: Vec<u32>, all: bool, probes: usize, version: &'static str },
+    Ready {
+        pids: Vec<u32>,
+        all: bool,
+        probes: usize,
+        version: &'static str,
+    },
     Span(SpanRecord),
     Break(BreakRecord),
     Summary(SummaryRecord),
@@ -123,7 +129,8 @@ pub enum Format {
 /// Renders one record as one line (without the newline).
 pub fn render(record: &Record, format: Format, colour: bool) -> String {
     match format {
-        Format::Json => serde_json::to_string(record).unwrap_or_else(|e| format!("{{\"type\":\"error\",\"error\":\"{e}\"}}")),
+        Format::Json => serde_json::to_string(record)
+            .unwrap_or_else(|e| format!("{{\"type\":\"error\",\"error\":\"{e}\"}}")),
         Format::Pretty => pretty(record, colour),
     }
 }
@@ -133,14 +140,27 @@ fn opt(v: &Option<String>) -> &str {
 }
 
 fn paint(s: &str, code: &str, colour: bool) -> String {
-    if colour { format!("\x1b[{code}m{s}\x1b[0m") } else { s.to_owned() }
+    if colour {
+        format!("\x1b[{code}m{s}\x1b[0m")
+    } else {
+        s.to_owned()
+    }
 }
 
 fn pretty(record: &Record, colour: bool) -> String {
     match record {
-        Record::Ready { pids, all, probes, .. } => {
-            let what = if *all { "all processes".to_owned() } else { format!("pid {pids:?}") };
-            format!("{} observing {what} with {probes} probes attached", paint("READY", "1;32", colour))
+        Record::Ready {
+            pids, all, probes, ..
+        } => {
+            let what = if *all {
+                "all processes".to_owned()
+            } else {
+                format!("pid {pids:?}")
+            };
+            format!(
+                "{} observing {what} with {probes} probes attached",
+                paint("READY", "1;32", colour)
+            )
         }
         Record::Span(s) => {
             let mut line = format!(
@@ -177,11 +197,18 @@ fn pretty(record: &Record, colour: bool) -> String {
                 b.outbound.method,
                 b.outbound.host.as_deref().unwrap_or(""),
                 b.outbound.path,
-                b.outbound.peer.as_ref().map(|p| format!(" ({p})")).unwrap_or_default()
+                b.outbound
+                    .peer
+                    .as_ref()
+                    .map(|p| format!(" ({p})"))
+                    .unwrap_or_default()
             );
             let what = match b.reason {
                 "missing" => "without the trace headers".to_owned(),
-                "mismatch" => format!("with another trace {}", b.outbound.trace_id.as_deref().unwrap_or("?")),
+                "mismatch" => format!(
+                    "with another trace {}",
+                    b.outbound.trace_id.as_deref().unwrap_or("?")
+                ),
                 _ => format!("without {}", b.missing.join(", ")),
             };
             format!(

@@ -9,7 +9,8 @@ use crate::correlate::{Break, BreakReason, Config, Correlator, Finding, IdSource
 use crate::http::head::ParseOptions;
 use crate::http::tracker::{HttpEvent, Role, SocketLookup, Tracker, TrackerStats};
 use crate::output::{
-    BreakCounts, BreakInbound, BreakOutbound, BreakRecord, CaptureCounts, Record, SpanRecord, SummaryRecord, rfc3339,
+    BreakCounts, BreakInbound, BreakOutbound, BreakRecord, CaptureCounts, Record, SpanRecord,
+    SummaryRecord, rfc3339,
 };
 
 /// What the pipeline asks the operating system.
@@ -45,7 +46,12 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
-    pub fn new(parse: ParseOptions, cfg: Config, ids: Box<dyn IdSource + Send>, wall_offset_ns: i128) -> Self {
+    pub fn new(
+        parse: ParseOptions,
+        cfg: Config,
+        ids: Box<dyn IdSource + Send>,
+        wall_offset_ns: i128,
+    ) -> Self {
         Pipeline {
             tracker: Tracker::new(parse),
             correlator: Correlator::new(cfg, ids),
@@ -79,18 +85,33 @@ impl Pipeline {
     }
 
     fn name(&mut self, pid: u32, os: &mut dyn ProcView) -> String {
-        self.names.entry(pid).or_insert_with(|| os.service_name(pid)).clone()
+        self.names
+            .entry(pid)
+            .or_insert_with(|| os.service_name(pid))
+            .clone()
     }
 
     /// Feeds one decoded event; spans are appended to `out` at once, breaks are held until the
     /// next drop check.
     pub fn on_event(&mut self, ev: &Event, os: &mut dyn ProcView, out: &mut Vec<Record>) {
         self.records += 1;
+        if let Event::Data(d) = ev {
+            tracing::trace!(
+                pid = d.origin.pid, tid = d.origin.tid, fd = d.fd, dir = ?d.direction, sys = ?d.syscall,
+                head_start = d.head_start, total = d.total_len, lost = d.lost_before, capped = d.capped,
+                data = %String::from_utf8_lossy(&d.data[..d.data.len().min(60)]).escape_debug(),
+                "data record"
+            );
+        } else {
+            tracing::trace!(event = ?ev, "record");
+        }
         let origin = ev.origin();
         // Resolve the name while the process is certainly alive.
         let _ = self.name(origin.pid, os);
         match ev {
-            Event::Fork { origin, child_tid } => self.correlator.on_fork(origin.pid, origin.tid, *child_tid),
+            Event::Fork { origin, child_tid } => {
+                self.correlator.on_fork(origin.pid, origin.tid, *child_tid)
+            }
             Event::ThreadExit { origin } => self.correlator.on_thread_exit(origin.pid, origin.tid),
             _ => {}
         }
@@ -98,6 +119,9 @@ impl Pipeline {
         self.tracker.on_event(ev, os, &mut http);
         let mut findings = std::mem::take(&mut self.findings);
         for h in http.drain(..) {
+            if let HttpEvent::Unknown(u) = &h {
+                tracing::debug!(unknown = ?u, "head not readable");
+            }
             self.correlator.on_http(&h, &mut findings);
         }
         self.scratch = http;
@@ -146,11 +170,16 @@ impl Pipeline {
             inbound: c.inbound,
             outbound: c.outbound,
             propagated: c.propagated,
-            breaks: BreakCounts { missing: c.breaks_missing, partial: c.breaks_partial, mismatch: c.breaks_mismatch },
+            breaks: BreakCounts {
+                missing: c.breaks_missing,
+                partial: c.breaks_partial,
+                mismatch: c.breaks_mismatch,
+            },
             unknown: c.unknown,
             unattributed: c.unattributed,
             untraced: c.untraced,
             background: c.background,
+            telemetry: c.telemetry,
             capture: CaptureCounts {
                 records: self.records,
                 decode_errors: self.decode_errors,
@@ -217,7 +246,9 @@ impl Pipeline {
                 path: head.map(|h| h.path.clone()).unwrap_or_default(),
                 host: head.and_then(|h| h.host.clone()),
                 peer: o.peer.map(|p| p.to_string()),
-                trace_id: head.and_then(|h| h.trace.primary()).map(|c| c.trace_id.as_wire().to_owned()),
+                trace_id: head
+                    .and_then(|h| h.trace.primary())
+                    .map(|c| c.trace_id.as_wire().to_owned()),
             },
             missing: b.missing.iter().map(|h| h.name()).collect(),
             time: rfc3339(time),

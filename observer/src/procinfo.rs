@@ -18,7 +18,9 @@ pub struct Procfs {
 
 impl Default for Procfs {
     fn default() -> Self {
-        Procfs { root: PathBuf::from("/proc") }
+        Procfs {
+            root: PathBuf::from("/proc"),
+        }
     }
 }
 
@@ -66,17 +68,28 @@ impl Procfs {
     fn peer_of_inode(&self, proc: &Process, inode: u64) -> Option<SocketAddr> {
         let v4 = proc.tcp().unwrap_or_default();
         let v6 = proc.tcp6().unwrap_or_default();
-        v4.into_iter().chain(v6).find(|e| e.inode == inode).map(|e| e.remote_address)
+        v4.into_iter()
+            .chain(v6)
+            .find(|e| e.inode == inode)
+            .map(|e| e.remote_address)
     }
 }
 
 impl SocketLookup for Procfs {
     fn lookup(&mut self, pid: u32, fd: i32) -> FdKind {
-        let Some(proc) = self.process(pid) else { return FdKind::Unknown };
-        let Ok(fd) = u32::try_from(fd) else { return FdKind::NotSocket };
-        let Ok(info) = proc.fd_from_fd(fd as i32) else { return FdKind::Unknown };
+        let Some(proc) = self.process(pid) else {
+            return FdKind::Unknown;
+        };
+        let Ok(fd) = u32::try_from(fd) else {
+            return FdKind::NotSocket;
+        };
+        let Ok(info) = proc.fd_from_fd(fd as i32) else {
+            return FdKind::Unknown;
+        };
         match info.target {
-            FDTarget::Socket(inode) => FdKind::Socket { peer: self.peer_of_inode(&proc, inode) },
+            FDTarget::Socket(inode) => FdKind::Socket {
+                peer: self.peer_of_inode(&proc, inode),
+            },
             _ => FdKind::NotSocket,
         }
     }
@@ -99,13 +112,20 @@ mod tests {
     #[test]
     fn own_process_is_found_with_its_children() {
         let me = std::process::id();
-        let mut child = std::process::Command::new("sleep").arg("5").spawn().unwrap();
+        let mut child = std::process::Command::new("sleep")
+            .arg("5")
+            .spawn()
+            .unwrap();
         let procs = Procfs::default();
         let found = procs.with_descendants(me);
         let _ = child.kill();
         let _ = child.wait();
         assert!(found.contains(&me));
-        assert!(found.contains(&child.id()), "child {} not in {found:?}", child.id());
+        assert!(
+            found.contains(&child.id()),
+            "child {} not in {found:?}",
+            child.id()
+        );
         assert!(!found.contains(&1) || me == 1);
     }
 
@@ -118,7 +138,10 @@ mod tests {
         let file = std::fs::File::open("/proc/self/status").unwrap();
         let mut p = Procfs::default();
         let me = std::process::id();
-        assert_eq!(p.lookup(me, client.as_raw_fd()), FdKind::Socket { peer: Some(addr) });
+        assert_eq!(
+            p.lookup(me, client.as_raw_fd()),
+            FdKind::Socket { peer: Some(addr) }
+        );
         assert_eq!(p.lookup(me, file.as_raw_fd()), FdKind::NotSocket);
         assert_eq!(p.lookup(me, 100_000), FdKind::Unknown);
         assert!(!p.service_name(me).is_empty());

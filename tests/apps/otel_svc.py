@@ -41,6 +41,7 @@ os.environ.setdefault("OTEL_TRACES_EXPORTER", "none")
 os.environ.setdefault("OTEL_METRICS_EXPORTER", "none")
 os.environ.setdefault("OTEL_LOGS_EXPORTER", "none")
 
+sys.dont_write_bytecode = True  # don't leave __pycache__/ in tests/apps
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from opentelemetry import trace  # noqa: E402

@@ -1,1 +1,183 @@
-fn main() {}
+//! `cargo xtask`: set-up, tests, demo and install for observer.
+//!
+//! * `setup`   installs what the build and the tests need (idempotent, quiet when present);
+//! * `test`    runs everything: fmt check, clippy (-D warnings), unit tests, privileged
+//!             end-to-end tests on the real kernel (re-run under sudo when not root);
+//! * `demo`    starts small local services that call each other, observes them, drives traffic;
+//! * `install` puts `observer` in /usr/local/bin so that `sudo observer --pid N` works.
+
+mod demo;
+mod setup;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context as _, bail};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(about = "Developer tasks for observer")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Install the eBPF toolchain and the test programs (idempotent).
+    Setup,
+    /// Build the observer (release).
+    Build,
+    /// Run the whole test suite: fmt, clippy, unit tests, privileged end-to-end tests.
+    Test {
+        /// Only the unprivileged part (fmt, clippy, unit tests).
+        #[arg(long)]
+        no_privileged: bool,
+        /// Run only the privileged end-to-end tests (used when re-running under sudo).
+        #[arg(long, hide = true)]
+        privileged_only: bool,
+        /// Passed to the end-to-end test binary as a name filter.
+        filter: Option<String>,
+    },
+    /// Start demo services, observe them and drive traffic with trace headers.
+    Demo,
+    /// Install the observer binary into /usr/local/bin.
+    Install,
+}
+
+pub fn root_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+pub fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .map(|l| l.split_whitespace().nth(2) == Some("0"))
+        })
+        .unwrap_or(false)
+}
+
+/// Runs a command to completion, failing with its description when it fails.
+pub fn run(cmd: &mut Command) -> anyhow::Result<()> {
+    let desc = format!("{cmd:?}");
+    let status = cmd.status().with_context(|| format!("starting {desc}"))?;
+    if !status.success() {
+        bail!("{desc} failed: {status}");
+    }
+    Ok(())
+}
+
+fn cargo() -> Command {
+    let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    c.current_dir(root_dir());
+    c
+}
+
+/// Builds the observer binary and returns its path.
+pub fn build_observer(release: bool) -> anyhow::Result<PathBuf> {
+    let mut c = cargo();
+    c.args(["build", "--package", "observer", "--bin", "observer"]);
+    if release {
+        c.arg("--release");
+    }
+    run(&mut c)?;
+    let bin = root_dir()
+        .join("target")
+        .join(if release { "release" } else { "debug" })
+        .join("observer");
+    if !bin.is_file() {
+        bail!("built observer not found at {}", bin.display());
+    }
+    Ok(bin)
+}
+
+fn test(no_privileged: bool, privileged_only: bool, filter: Option<String>) -> anyhow::Result<()> {
+    if !privileged_only {
+        setup::setup()?;
+        eprintln!("== cargo fmt --check");
+        run(cargo().args(["fmt", "--all", "--", "--check"]))?;
+        eprintln!("== cargo clippy (warnings are errors)");
+        run(cargo().args([
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ]))?;
+        eprintln!("== unit tests");
+        run(cargo().args(["test", "--workspace", "--exclude", "observer-tests"]))?;
+        if no_privileged {
+            return Ok(());
+        }
+    }
+    eprintln!("== privileged end-to-end tests (real kernel, real servers and clients)");
+    let bin = build_observer(true)?;
+    // Build the test binary as the invoking user, then run it as root.
+    run(cargo().args(["test", "--package", "observer-tests", "--no-run"]))?;
+    let mut c = if is_root() {
+        cargo()
+    } else {
+        eprintln!("not root: re-running the privileged tests with sudo");
+        let mut s = Command::new("sudo");
+        s.args(["--preserve-env=PATH,CI,RUSTUP_HOME,CARGO_HOME,HOME", "--"]);
+        s.arg(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+        s.current_dir(root_dir());
+        s
+    };
+    c.args([
+        "test",
+        "--package",
+        "observer-tests",
+        "--",
+        "--test-threads=1",
+    ]);
+    if let Some(f) = filter {
+        c.arg(f);
+    }
+    c.env("OBSERVER_BIN", &bin);
+    run(&mut c)
+}
+
+fn install() -> anyhow::Result<()> {
+    setup::setup()?;
+    let bin = build_observer(true)?;
+    let dest = Path::new("/usr/local/bin/observer");
+    if is_root() {
+        std::fs::copy(&bin, dest).with_context(|| format!("copying to {}", dest.display()))?;
+    } else {
+        eprintln!("not root: installing with sudo");
+        run(Command::new("sudo")
+            .args(["install", "-m", "0755"])
+            .arg(&bin)
+            .arg(dest))?;
+    }
+    eprintln!(
+        "installed {}; run it as `sudo observer --pid <PID>`",
+        dest.display()
+    );
+    Ok(())
+}
+
+fn main() -> anyhow::Result<()> {
+    match Cli::parse().cmd {
+        Cmd::Setup => setup::setup(),
+        Cmd::Build => {
+            setup::setup()?;
+            build_observer(true).map(|p| eprintln!("built {}", p.display()))
+        }
+        Cmd::Test {
+            no_privileged,
+            privileged_only,
+            filter,
+        } => test(no_privileged, privileged_only, filter),
+        Cmd::Demo => demo::demo(),
+        Cmd::Install => install(),
+    }
+}

@@ -48,9 +48,15 @@ pub enum LoadError {
     #[error("the eBPF object has no {0}")]
     Missing(String),
     #[error("eBPF map {name}: {source}")]
-    Map { name: &'static str, source: aya::maps::MapError },
+    Map {
+        name: &'static str,
+        source: aya::maps::MapError,
+    },
     #[error("program {name} was rejected by the kernel: {source}")]
-    Program { name: &'static str, source: aya::programs::ProgramError },
+    Program {
+        name: &'static str,
+        source: aya::programs::ProgramError,
+    },
     #[error("reading tracefs format of {0}: {1}")]
     Format(String, std::io::Error),
 }
@@ -81,18 +87,29 @@ pub fn field_offset(format: &str, name: &str) -> Option<u64> {
         if ident != name {
             return None;
         }
-        rest.trim().strip_prefix("offset:")?.split(';').next()?.trim().parse().ok()
+        rest.trim()
+            .strip_prefix("offset:")?
+            .split(';')
+            .next()?
+            .trim()
+            .parse()
+            .ok()
     })
 }
 
 fn read_format(category: &str, name: &str) -> Result<String, LoadError> {
-    let path = format!("{}/events/{category}/{name}/format", super::preflight::TRACEFS);
+    let path = format!(
+        "{}/events/{category}/{name}/format",
+        super::preflight::TRACEFS
+    );
     std::fs::read_to_string(&path).map_err(|e| LoadError::Format(path, e))
 }
 
 impl Capture {
     pub fn load(cfg: &CaptureConfig) -> Result<Self, LoadError> {
-        let cpus = aya::util::nr_cpus().map_err(|(_, e)| LoadError::Missing(format!("CPU count ({e})")))? as u32;
+        let cpus = aya::util::nr_cpus()
+            .map_err(|(_, e)| LoadError::Missing(format!("CPU count ({e})")))?
+            as u32;
         let mut ebpf = EbpfLoader::new()
             .map_max_entries("SCRATCH", cpus)
             .map_max_entries("EVENTS", cfg.ring_buffer_bytes)
@@ -104,18 +121,37 @@ impl Capture {
         let exit = read_format("sched", "sched_process_exit")?;
         {
             let mut conf: Array<&mut MapData, u64> = Array::try_from(
-                ebpf.map_mut("CONFIG").ok_or_else(|| LoadError::Missing("CONFIG map".into()))?,
+                ebpf.map_mut("CONFIG")
+                    .ok_or_else(|| LoadError::Missing("CONFIG map".into()))?,
             )
-            .map_err(|source| LoadError::Map { name: "CONFIG", source })?;
+            .map_err(|source| LoadError::Map {
+                name: "CONFIG",
+                source,
+            })?;
             let set = |conf: &mut Array<&mut MapData, u64>, k: u32, v: u64| {
-                conf.set(k, v, 0).map_err(|source| LoadError::Map { name: "CONFIG", source })
+                conf.set(k, v, 0).map_err(|source| LoadError::Map {
+                    name: "CONFIG",
+                    source,
+                })
             };
             set(&mut conf, config::TRACE_ALL, u64::from(cfg.all))?;
             set(&mut conf, config::SELF_TGID, u64::from(std::process::id()))?;
-            set(&mut conf, config::FORK_CHILD_PID_OFF, field_offset(&fork, "child_pid").unwrap_or(0))?;
-            set(&mut conf, config::EXIT_GROUP_DEAD_OFF, field_offset(&exit, "group_dead").unwrap_or(0))?;
+            set(
+                &mut conf,
+                config::FORK_CHILD_PID_OFF,
+                field_offset(&fork, "child_pid").unwrap_or(0),
+            )?;
+            set(
+                &mut conf,
+                config::EXIT_GROUP_DEAD_OFF,
+                field_offset(&exit, "group_dead").unwrap_or(0),
+            )?;
         }
-        let mut capture = Capture { ebpf, logger, probes: 0 };
+        let mut capture = Capture {
+            ebpf,
+            logger,
+            probes: 0,
+        };
         capture.add_pids(&cfg.pids)?;
 
         for &(category, name) in TRACEPOINTS {
@@ -126,9 +162,15 @@ impl Capture {
                 .try_into()
                 .map_err(|source| LoadError::Program { name, source })?;
             let started = std::time::Instant::now();
-            prog.load().map_err(|source| LoadError::Program { name, source })?;
-            tracing::debug!(program = name, elapsed_ms = started.elapsed().as_millis() as u64, "verified and loaded");
-            prog.attach(category, name).map_err(|source| LoadError::Program { name, source })?;
+            prog.load()
+                .map_err(|source| LoadError::Program { name, source })?;
+            tracing::debug!(
+                program = name,
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "verified and loaded"
+            );
+            prog.attach(category, name)
+                .map_err(|source| LoadError::Program { name, source })?;
             capture.probes += 1;
         }
         Ok(capture)
@@ -148,30 +190,52 @@ impl Capture {
     /// Adds processes to the kernel's filter.
     pub fn add_pids(&mut self, pids: &[u32]) -> Result<(), LoadError> {
         let mut traced: BpfHashMap<&mut MapData, u32, u8> = BpfHashMap::try_from(
-            self.ebpf.map_mut("TRACED").ok_or_else(|| LoadError::Missing("TRACED map".into()))?,
+            self.ebpf
+                .map_mut("TRACED")
+                .ok_or_else(|| LoadError::Missing("TRACED map".into()))?,
         )
-        .map_err(|source| LoadError::Map { name: "TRACED", source })?;
+        .map_err(|source| LoadError::Map {
+            name: "TRACED",
+            source,
+        })?;
         let unique: HashSet<u32> = pids.iter().copied().collect();
         for pid in unique {
-            traced.insert(pid, 1, 0).map_err(|source| LoadError::Map { name: "TRACED", source })?;
+            traced.insert(pid, 1, 0).map_err(|source| LoadError::Map {
+                name: "TRACED",
+                source,
+            })?;
         }
         Ok(())
     }
 
     /// Takes the ring buffer out (once) for the reader.
     pub fn ring(&mut self) -> Result<RingBuf<MapData>, LoadError> {
-        let map = self.ebpf.take_map("EVENTS").ok_or_else(|| LoadError::Missing("EVENTS map".into()))?;
-        RingBuf::try_from(map).map_err(|source| LoadError::Map { name: "EVENTS", source })
+        let map = self
+            .ebpf
+            .take_map("EVENTS")
+            .ok_or_else(|| LoadError::Missing("EVENTS map".into()))?;
+        RingBuf::try_from(map).map_err(|source| LoadError::Map {
+            name: "EVENTS",
+            source,
+        })
     }
 
     /// Sums the per-CPU counters.
     pub fn counters(&self) -> Result<KernelCounters, LoadError> {
         let stats: PerCpuArray<&MapData, u64> = PerCpuArray::try_from(
-            self.ebpf.map("STATS").ok_or_else(|| LoadError::Missing("STATS map".into()))?,
+            self.ebpf
+                .map("STATS")
+                .ok_or_else(|| LoadError::Missing("STATS map".into()))?,
         )
-        .map_err(|source| LoadError::Map { name: "STATS", source })?;
+        .map_err(|source| LoadError::Map {
+            name: "STATS",
+            source,
+        })?;
         let sum = |i: u32| -> Result<u64, LoadError> {
-            let v = stats.get(&i, 0).map_err(|source| LoadError::Map { name: "STATS", source })?;
+            let v = stats.get(&i, 0).map_err(|source| LoadError::Map {
+                name: "STATS",
+                source,
+            })?;
             Ok(v.iter().copied().fold(0u64, u64::wrapping_add))
         };
         Ok(KernelCounters {

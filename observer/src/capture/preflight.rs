@@ -22,7 +22,9 @@ pub enum PreflightError {
         .0.join(", ")
     )]
     MissingCapabilities(Vec<&'static str>),
-    #[error("no kernel BTF at {BTF}: this kernel was built without CONFIG_DEBUG_INFO_BTF; use a kernel with BTF (most distribution kernels since 2020 have it)")]
+    #[error(
+        "no kernel BTF at {BTF}: this kernel was built without CONFIG_DEBUG_INFO_BTF; use a kernel with BTF (most distribution kernels since 2020 have it)"
+    )]
     NoBtf,
     #[error(
         "tracefs is not mounted at {TRACEFS} and mounting it failed ({0}); mount it with `sudo mount -t tracefs nodev {TRACEFS}` (in Kubernetes, mount the host's /sys/kernel/tracing into the pod)"
@@ -30,7 +32,9 @@ pub enum PreflightError {
     Tracefs(String),
     #[error("kernel {0} has no BPF ring buffer (needs Linux 5.8 or later); upgrade the kernel")]
     NoRingBuffer(String),
-    #[error("no process with pid {0} (is it running? in a container, is the host pid namespace shared?)")]
+    #[error(
+        "no process with pid {0} (is it running? in a container, is the host pid namespace shared?)"
+    )]
     NoSuchPid(u32),
 }
 
@@ -73,7 +77,9 @@ impl Host for LinuxHost {
     }
 
     fn kernel_release(&self) -> String {
-        std::fs::read_to_string("/proc/sys/kernel/osrelease").map(|s| s.trim().to_owned()).unwrap_or_default()
+        std::fs::read_to_string("/proc/sys/kernel/osrelease")
+            .map(|s| s.trim().to_owned())
+            .unwrap_or_default()
     }
 
     fn pid_exists(&self, pid: u32) -> bool {
@@ -135,7 +141,9 @@ pub fn check(host: &dyn Host, pids: &[u32]) -> Result<(), PreflightError> {
     if !host.exists(&Path::new(TRACEFS).join("events/syscalls")) {
         host.mount_tracefs().map_err(PreflightError::Tracefs)?;
         if !host.exists(&Path::new(TRACEFS).join("events/syscalls")) {
-            return Err(PreflightError::Tracefs("mounted, but events/syscalls is absent (CONFIG_FTRACE_SYSCALLS off?)".into()));
+            return Err(PreflightError::Tracefs(
+                "mounted, but events/syscalls is absent (CONFIG_FTRACE_SYSCALLS off?)".into(),
+            ));
         }
     }
     Ok(())
@@ -157,7 +165,14 @@ mod tests {
 
     impl Default for Fake {
         fn default() -> Self {
-            Fake { caps: Some(u64::MAX), btf: true, tracefs: Cell::new(true), can_mount: true, release: "6.18.1", pids: vec![1] }
+            Fake {
+                caps: Some(u64::MAX),
+                btf: true,
+                tracefs: Cell::new(true),
+                can_mount: true,
+                release: "6.18.1",
+                pids: vec![1],
+            }
         }
     }
 
@@ -199,10 +214,19 @@ mod tests {
 
     #[test]
     fn unprivileged_names_each_missing_capability() {
-        let f = Fake { caps: Some(0), ..Fake::default() };
+        let f = Fake {
+            caps: Some(0),
+            ..Fake::default()
+        };
         let e = check(&f, &[1]).unwrap_err();
         let msg = e.to_string();
-        for cap in ["CAP_BPF", "CAP_PERFMON", "CAP_SYS_PTRACE", "CAP_DAC_READ_SEARCH", "sudo"] {
+        for cap in [
+            "CAP_BPF",
+            "CAP_PERFMON",
+            "CAP_SYS_PTRACE",
+            "CAP_DAC_READ_SEARCH",
+            "sudo",
+        ] {
             assert!(msg.contains(cap), "{msg}");
         }
     }
@@ -211,25 +235,44 @@ mod tests {
     fn least_privilege_set_is_enough_and_each_is_needed() {
         let set = [CAP_BPF, CAP_PERFMON, CAP_SYS_PTRACE, CAP_DAC_READ_SEARCH];
         assert!(missing_capabilities(caps(&set)).is_empty());
-        let names = ["CAP_BPF", "CAP_PERFMON", "CAP_SYS_PTRACE", "CAP_DAC_READ_SEARCH"];
+        let names = [
+            "CAP_BPF",
+            "CAP_PERFMON",
+            "CAP_SYS_PTRACE",
+            "CAP_DAC_READ_SEARCH",
+        ];
         for (i, name) in names.iter().enumerate() {
-            let without: Vec<u32> = set.iter().enumerate().filter(|(j, _)| *j != i).map(|(_, c)| *c).collect();
+            let without: Vec<u32> = set
+                .iter()
+                .enumerate()
+                .filter(|(j, _)| *j != i)
+                .map(|(_, c)| *c)
+                .collect();
             assert_eq!(missing_capabilities(caps(&without)), vec![*name]);
         }
     }
 
     #[test]
     fn no_btf() {
-        let f = Fake { btf: false, ..Fake::default() };
+        let f = Fake {
+            btf: false,
+            ..Fake::default()
+        };
         assert!(matches!(check(&f, &[1]), Err(PreflightError::NoBtf)));
     }
 
     #[test]
     fn old_kernel_has_no_ring_buffer() {
-        let f = Fake { release: "5.4.0-150-generic", ..Fake::default() };
+        let f = Fake {
+            release: "5.4.0-150-generic",
+            ..Fake::default()
+        };
         let e = check(&f, &[1]).unwrap_err();
         assert!(e.to_string().contains("5.8"), "{e}");
-        let f = Fake { release: "5.8.0", ..Fake::default() };
+        let f = Fake {
+            release: "5.8.0",
+            ..Fake::default()
+        };
         assert!(check(&f, &[1]).is_ok());
     }
 
@@ -241,11 +284,21 @@ mod tests {
 
     #[test]
     fn tracefs_mounted_when_missing_or_explained() {
-        let f = Fake { tracefs: Cell::new(false), ..Fake::default() };
+        let f = Fake {
+            tracefs: Cell::new(false),
+            ..Fake::default()
+        };
         assert!(check(&f, &[1]).is_ok());
         assert!(f.tracefs.get());
-        let f = Fake { tracefs: Cell::new(false), can_mount: false, ..Fake::default() };
+        let f = Fake {
+            tracefs: Cell::new(false),
+            can_mount: false,
+            ..Fake::default()
+        };
         let msg = check(&f, &[1]).unwrap_err().to_string();
-        assert!(msg.contains("mount -t tracefs nodev /sys/kernel/tracing"), "{msg}");
+        assert!(
+            msg.contains("mount -t tracefs nodev /sys/kernel/tracing"),
+            "{msg}"
+        );
     }
 }

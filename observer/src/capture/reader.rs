@@ -17,13 +17,18 @@ impl RingReader {
     pub fn new(ring: RingBuf<MapData>) -> std::io::Result<Self> {
         // SAFETY: the fd belongs to `ring`, which the AsyncFd owns: it stays open for as long as it
         // is registered, and AsyncFd deregisters it before dropping `ring`.
-        let fd = unsafe { AsyncFd::register_with_interest(ring, Interest::READABLE) }.map_err(|e| e.into_parts().1)?;
+        let fd = unsafe { AsyncFd::register_with_interest(ring, Interest::READABLE) }
+            .map_err(|e| e.into_parts().1)?;
         Ok(RingReader { fd })
     }
 
     /// Waits until records are available, then decodes up to `max` of them. Returns how many
     /// were read; readiness is kept when records remain, so the next call does not wait.
-    pub async fn read(&mut self, max: usize, f: impl FnMut(Result<Event, DecodeError>)) -> std::io::Result<usize> {
+    pub async fn read(
+        &mut self,
+        max: usize,
+        f: impl FnMut(Result<Event, DecodeError>),
+    ) -> std::io::Result<usize> {
         let mut guard = self.fd.readable_mut().await?;
         let (n, empty) = drain(guard.get_inner_mut(), max, f);
         if empty {
@@ -33,15 +38,25 @@ impl RingReader {
     }
 
     /// Decodes what is there now, up to `max` records, without waiting. Returns (count, emptied).
-    pub fn read_now(&mut self, max: usize, f: impl FnMut(Result<Event, DecodeError>)) -> (usize, bool) {
+    pub fn read_now(
+        &mut self,
+        max: usize,
+        f: impl FnMut(Result<Event, DecodeError>),
+    ) -> (usize, bool) {
         drain(self.fd.get_mut(), max, f)
     }
 }
 
-fn drain(ring: &mut RingBuf<MapData>, max: usize, mut f: impl FnMut(Result<Event, DecodeError>)) -> (usize, bool) {
+fn drain(
+    ring: &mut RingBuf<MapData>,
+    max: usize,
+    mut f: impl FnMut(Result<Event, DecodeError>),
+) -> (usize, bool) {
     let mut n = 0;
     while n < max {
-        let Some(item) = ring.next() else { return (n, true) };
+        let Some(item) = ring.next() else {
+            return (n, true);
+        };
         f(record::decode(bytes::Bytes::copy_from_slice(&item)));
         n += 1;
     }

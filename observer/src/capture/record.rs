@@ -10,9 +10,9 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use bytes::Bytes;
 use observer_common::{
-    AF_INET, AF_INET6, AF_UNIX, ConnEvent as RawConn, DataHeader, EventHeader, ForkEvent as RawFork,
-    HEAD_MAX, KIND_ACCEPT, KIND_CLOSE, KIND_CONNECT, KIND_DATA, KIND_EXIT, KIND_FORK,
-    KIND_THREAD_EXIT, flags, sys,
+    AF_INET, AF_INET6, AF_UNIX, ConnEvent as RawConn, DataHeader, EventHeader,
+    ForkEvent as RawFork, HEAD_MAX, KIND_ACCEPT, KIND_CLOSE, KIND_CONNECT, KIND_DATA, KIND_EXIT,
+    KIND_FORK, KIND_THREAD_EXIT, flags, sys,
 };
 
 /// Why a record could not be decoded.
@@ -115,13 +115,23 @@ pub enum Event {
     Data(Data),
     Connect(Connection),
     Accept(Connection),
-    Close { origin: Origin, fd: i32 },
+    Close {
+        origin: Origin,
+        fd: i32,
+    },
     /// `origin` is the parent thread; `child_tid` the new task (a thread or a process).
-    Fork { origin: Origin, child_tid: u32 },
+    Fork {
+        origin: Origin,
+        child_tid: u32,
+    },
     /// A thread other than the leader exited.
-    ThreadExit { origin: Origin },
+    ThreadExit {
+        origin: Origin,
+    },
     /// The whole process exited.
-    Exit { origin: Origin },
+    Exit {
+        origin: Origin,
+    },
 }
 
 impl Event {
@@ -138,13 +148,23 @@ impl Event {
 }
 
 fn need(buf: &[u8], n: usize) -> Result<(), DecodeError> {
-    if buf.len() < n { Err(DecodeError::Short { len: buf.len(), need: n }) } else { Ok(()) }
+    if buf.len() < n {
+        Err(DecodeError::Short {
+            len: buf.len(),
+            need: n,
+        })
+    } else {
+        Ok(())
+    }
 }
 
 fn array<const N: usize>(buf: &[u8], at: usize) -> Result<[u8; N], DecodeError> {
     buf.get(at..at + N)
         .and_then(|s| <[u8; N]>::try_from(s).ok())
-        .ok_or(DecodeError::Short { len: buf.len(), need: at + N })
+        .ok_or(DecodeError::Short {
+            len: buf.len(),
+            need: at + N,
+        })
 }
 
 fn u16_at(buf: &[u8], at: usize) -> Result<u16, DecodeError> {
@@ -193,9 +213,16 @@ pub fn decode(record: impl Into<Bytes>) -> Result<Event, DecodeError> {
             let carried = buf.len() - hdr_len;
             // The ring buffer pads records to 8 bytes; the payload must be there, padding may follow.
             if carried < data_len {
-                return Err(DecodeError::PayloadLength { claimed: data_len, carried });
+                return Err(DecodeError::PayloadLength {
+                    claimed: data_len,
+                    carried,
+                });
             }
-            let direction = if fl & flags::WRITE != 0 { Direction::Egress } else { Direction::Ingress };
+            let direction = if fl & flags::WRITE != 0 {
+                Direction::Egress
+            } else {
+                Direction::Ingress
+            };
             Ok(Event::Data(Data {
                 origin,
                 fd,
@@ -223,8 +250,17 @@ pub fn decode(record: impl Into<Bytes>) -> Result<Event, DecodeError> {
                 AF_INET6 => Some(SocketAddr::new(IpAddr::V6(Ipv6Addr::from(addr)), port)),
                 _ => None,
             };
-            let c = Connection { origin, fd, peer, unix: family == AF_UNIX };
-            Ok(if kind == KIND_CONNECT { Event::Connect(c) } else { Event::Accept(c) })
+            let c = Connection {
+                origin,
+                fd,
+                peer,
+                unix: family == AF_UNIX,
+            };
+            Ok(if kind == KIND_CONNECT {
+                Event::Connect(c)
+            } else {
+                Event::Accept(c)
+            })
         }
         KIND_CLOSE => Ok(Event::Close { origin, fd }),
         KIND_FORK => {
@@ -257,21 +293,47 @@ pub mod raw {
 
     /// A data record as the kernel writes it.
     pub fn data(o: Origin, fd: i32, write: bool, head_start: bool, payload: &[u8]) -> Vec<u8> {
-        data_with(o, fd, if write { sys::WRITE } else { sys::READ }, flags_for(write, head_start), payload.len() as u64, payload)
+        data_with(
+            o,
+            fd,
+            if write { sys::WRITE } else { sys::READ },
+            flags_for(write, head_start),
+            payload.len() as u64,
+            payload,
+        )
     }
 
     pub fn flags_for(write: bool, head_start: bool) -> u32 {
         (if write { flags::WRITE } else { 0 }) | (if head_start { flags::HEAD_START } else { 0 })
     }
 
-    pub fn data_with(o: Origin, fd: i32, syscall: u32, fl: u32, total: u64, payload: &[u8]) -> Vec<u8> {
+    pub fn data_with(
+        o: Origin,
+        fd: i32,
+        syscall: u32,
+        fl: u32,
+        total: u64,
+        payload: &[u8],
+    ) -> Vec<u8> {
         let hdr = size_of::<DataHeader>();
         let mut buf = vec![0u8; hdr + payload.len()];
         put_header(&mut buf, KIND_DATA, o, fd);
         put(&mut buf, offset_of!(DataHeader, flags), &fl.to_ne_bytes());
-        put(&mut buf, offset_of!(DataHeader, syscall), &syscall.to_ne_bytes());
-        put(&mut buf, offset_of!(DataHeader, total_len), &total.to_ne_bytes());
-        put(&mut buf, offset_of!(DataHeader, data_len), &(payload.len() as u32).to_ne_bytes());
+        put(
+            &mut buf,
+            offset_of!(DataHeader, syscall),
+            &syscall.to_ne_bytes(),
+        );
+        put(
+            &mut buf,
+            offset_of!(DataHeader, total_len),
+            &total.to_ne_bytes(),
+        );
+        put(
+            &mut buf,
+            offset_of!(DataHeader, data_len),
+            &(payload.len() as u32).to_ne_bytes(),
+        );
         put(&mut buf, hdr, payload);
         buf
     }
@@ -283,11 +345,19 @@ pub mod raw {
             put(&mut buf, offset_of!(RawConn, port), &p.port().to_ne_bytes());
             match p.ip() {
                 IpAddr::V4(a) => {
-                    put(&mut buf, offset_of!(RawConn, family), &AF_INET.to_ne_bytes());
+                    put(
+                        &mut buf,
+                        offset_of!(RawConn, family),
+                        &AF_INET.to_ne_bytes(),
+                    );
                     put(&mut buf, offset_of!(RawConn, addr), &a.octets());
                 }
                 IpAddr::V6(a) => {
-                    put(&mut buf, offset_of!(RawConn, family), &AF_INET6.to_ne_bytes());
+                    put(
+                        &mut buf,
+                        offset_of!(RawConn, family),
+                        &AF_INET6.to_ne_bytes(),
+                    );
                     put(&mut buf, offset_of!(RawConn, addr), &a.octets());
                 }
             }
@@ -304,7 +374,11 @@ pub mod raw {
     pub fn fork(o: Origin, child_tid: u32) -> Vec<u8> {
         let mut buf = vec![0u8; size_of::<RawFork>()];
         put_header(&mut buf, KIND_FORK, o, -1);
-        put(&mut buf, offset_of!(RawFork, child_tid), &child_tid.to_ne_bytes());
+        put(
+            &mut buf,
+            offset_of!(RawFork, child_tid),
+            &child_tid.to_ne_bytes(),
+        );
         buf
     }
 }
@@ -313,7 +387,11 @@ pub mod raw {
 mod tests {
     use super::*;
 
-    const O: Origin = Origin { pid: 42, tid: 43, ts_ns: 1_000 };
+    const O: Origin = Origin {
+        pid: 42,
+        tid: 43,
+        ts_ns: 1_000,
+    };
 
     #[test]
     fn layouts_match_the_kernel_abi() {
@@ -326,7 +404,9 @@ mod tests {
     #[test]
     fn data_record_roundtrip() {
         let rec = raw::data(O, 7, true, true, b"GET / HTTP/1.1\r\n\r\n");
-        let Event::Data(d) = decode(rec).unwrap() else { panic!("not data") };
+        let Event::Data(d) = decode(rec).unwrap() else {
+            panic!("not data")
+        };
         assert_eq!(d.origin, O);
         assert_eq!(d.fd, 7);
         assert_eq!(d.direction, Direction::Egress);
@@ -340,7 +420,9 @@ mod tests {
     fn data_flags_decoded() {
         let fl = flags::CAPPED | flags::IOV_CUT | flags::LOST_BEFORE | flags::READ_FAULT;
         let rec = raw::data_with(O, 3, sys::RECVMSG, fl, 99_999, b"abc");
-        let Event::Data(d) = decode(rec).unwrap() else { panic!() };
+        let Event::Data(d) = decode(rec).unwrap() else {
+            panic!()
+        };
         assert_eq!(d.direction, Direction::Ingress);
         assert_eq!(d.syscall, Syscall::Recvmsg);
         assert!(d.capped && d.iov_cut && d.lost_before && d.read_fault && !d.head_start);
@@ -351,7 +433,9 @@ mod tests {
     fn ring_buffer_padding_after_payload_is_ignored() {
         let mut rec = raw::data(O, 7, false, true, b"HTTP/1.1 200 OK\r\n\r\n");
         rec.extend_from_slice(&[0, 0, 0, 0, 0]);
-        let Event::Data(d) = decode(rec).unwrap() else { panic!() };
+        let Event::Data(d) = decode(rec).unwrap() else {
+            panic!()
+        };
         assert_eq!(&d.data[..], b"HTTP/1.1 200 OK\r\n\r\n");
     }
 
@@ -369,12 +453,18 @@ mod tests {
         let mut rec = raw::data(O, 7, false, true, b"x");
         let at = offset_of!(DataHeader, data_len);
         rec[at..at + 4].copy_from_slice(&(HEAD_MAX + 1).to_ne_bytes());
-        assert_eq!(decode(rec), Err(DecodeError::PayloadTooLong(HEAD_MAX as usize + 1)));
+        assert_eq!(
+            decode(rec),
+            Err(DecodeError::PayloadTooLong(HEAD_MAX as usize + 1))
+        );
     }
 
     #[test]
     fn unknown_kind_and_syscall_are_errors() {
-        assert_eq!(decode(raw::simple(99, O, 1)), Err(DecodeError::UnknownKind(99)));
+        assert_eq!(
+            decode(raw::simple(99, O, 1)),
+            Err(DecodeError::UnknownKind(99))
+        );
         let rec = raw::data_with(O, 1, 77, 0, 1, b"x");
         assert_eq!(decode(rec), Err(DecodeError::UnknownSyscall(77)));
     }
@@ -382,23 +472,44 @@ mod tests {
     #[test]
     fn connect_and_accept_addresses() {
         let v4: SocketAddr = "127.0.0.1:8080".parse().unwrap();
-        let Event::Connect(c) = decode(raw::conn(KIND_CONNECT, O, 5, Some(v4))).unwrap() else { panic!() };
+        let Event::Connect(c) = decode(raw::conn(KIND_CONNECT, O, 5, Some(v4))).unwrap() else {
+            panic!()
+        };
         assert_eq!(c.peer, Some(v4));
         assert_eq!(c.fd, 5);
         let v6: SocketAddr = "[::1]:443".parse().unwrap();
-        let Event::Accept(c) = decode(raw::conn(KIND_ACCEPT, O, 9, Some(v6))).unwrap() else { panic!() };
+        let Event::Accept(c) = decode(raw::conn(KIND_ACCEPT, O, 9, Some(v6))).unwrap() else {
+            panic!()
+        };
         assert_eq!(c.peer, Some(v6));
-        let Event::Accept(c) = decode(raw::conn(KIND_ACCEPT, O, 9, None)).unwrap() else { panic!() };
+        let Event::Accept(c) = decode(raw::conn(KIND_ACCEPT, O, 9, None)).unwrap() else {
+            panic!()
+        };
         assert_eq!(c.peer, None);
         assert!(!c.unix);
     }
 
     #[test]
     fn lifecycle_records() {
-        assert_eq!(decode(raw::simple(KIND_CLOSE, O, 4)).unwrap(), Event::Close { origin: O, fd: 4 });
-        assert_eq!(decode(raw::fork(O, 77)).unwrap(), Event::Fork { origin: O, child_tid: 77 });
-        assert_eq!(decode(raw::simple(KIND_EXIT, O, -1)).unwrap(), Event::Exit { origin: O });
-        assert_eq!(decode(raw::simple(KIND_THREAD_EXIT, O, -1)).unwrap(), Event::ThreadExit { origin: O });
+        assert_eq!(
+            decode(raw::simple(KIND_CLOSE, O, 4)).unwrap(),
+            Event::Close { origin: O, fd: 4 }
+        );
+        assert_eq!(
+            decode(raw::fork(O, 77)).unwrap(),
+            Event::Fork {
+                origin: O,
+                child_tid: 77
+            }
+        );
+        assert_eq!(
+            decode(raw::simple(KIND_EXIT, O, -1)).unwrap(),
+            Event::Exit { origin: O }
+        );
+        assert_eq!(
+            decode(raw::simple(KIND_THREAD_EXIT, O, -1)).unwrap(),
+            Event::ThreadExit { origin: O }
+        );
     }
 
     #[test]

@@ -63,7 +63,10 @@ pub enum HeadError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Parsed {
     /// A whole head of `len` bytes.
-    Complete { head: Head, len: usize },
+    Complete {
+        head: Head,
+        len: usize,
+    },
     /// A valid beginning; more bytes are needed.
     Partial,
     Invalid(HeadError),
@@ -86,7 +89,11 @@ pub fn parse(buf: &[u8], opts: ParseOptions) -> Parsed {
                 let version = resp.version.unwrap_or(1);
                 match framing(resp.headers, false, status) {
                     Ok(body) => Parsed::Complete {
-                        head: Head::Response(ResponseHead { status, version, body }),
+                        head: Head::Response(ResponseHead {
+                            status,
+                            version,
+                            body,
+                        }),
                         len,
                     },
                     Err(e) => Parsed::Invalid(e),
@@ -115,7 +122,8 @@ pub fn parse(buf: &[u8], opts: ParseOptions) -> Parsed {
                         user_agent = Some(text(h.value));
                     }
                 }
-                let trace = TraceContext::from_headers(req.headers.iter().map(|h| (h.name, h.value)));
+                let trace =
+                    TraceContext::from_headers(req.headers.iter().map(|h| (h.name, h.value)));
                 let head = RequestHead {
                     method: method.to_owned(),
                     path: clean_path(path, opts.keep_query),
@@ -125,7 +133,10 @@ pub fn parse(buf: &[u8], opts: ParseOptions) -> Parsed {
                     trace,
                     body,
                 };
-                Parsed::Complete { head: Head::Request(head), len }
+                Parsed::Complete {
+                    head: Head::Request(head),
+                    len,
+                }
             }
             Ok(httparse::Status::Partial) => Parsed::Partial,
             Err(e) => Parsed::Invalid(map_err(e)),
@@ -146,12 +157,19 @@ fn map_err(e: httparse::Error) -> HeadError {
 }
 
 /// Body framing per RFC 9112 section 6.3.
-fn framing(headers: &[httparse::Header<'_>], request: bool, status: u16) -> Result<Body, HeadError> {
+fn framing(
+    headers: &[httparse::Header<'_>],
+    request: bool,
+    status: u16,
+) -> Result<Body, HeadError> {
     let mut length: Option<u64> = None;
     let mut chunked = false;
     for h in headers {
         if h.name.eq_ignore_ascii_case("transfer-encoding") {
-            chunked |= h.value.split(|&b| b == b',').any(|v| v.trim_ascii().eq_ignore_ascii_case(b"chunked"));
+            chunked |= h
+                .value
+                .split(|&b| b == b',')
+                .any(|v| v.trim_ascii().eq_ignore_ascii_case(b"chunked"));
         } else if h.name.eq_ignore_ascii_case("content-length") {
             let v = std::str::from_utf8(h.value)
                 .ok()
@@ -180,12 +198,22 @@ fn text(value: &[u8]) -> String {
         .trim_ascii()
         .iter()
         .take(MAX_TEXT)
-        .map(|&b| if (0x20..0x7f).contains(&b) { b as char } else { '?' })
+        .map(|&b| {
+            if (0x20..0x7f).contains(&b) {
+                b as char
+            } else {
+                '?'
+            }
+        })
         .collect()
 }
 
 fn clean_path(path: &str, keep_query: bool) -> String {
-    let path = if keep_query { path } else { path.split(['?', '#']).next().unwrap_or(path) };
+    let path = if keep_query {
+        path
+    } else {
+        path.split(['?', '#']).next().unwrap_or(path)
+    };
     if path.len() <= MAX_PATH {
         return path.to_owned();
     }
@@ -200,8 +228,16 @@ fn clean_path(path: &str, keep_query: bool) -> String {
 /// Shorter input that is a prefix of one counts.
 pub fn looks_like_head(buf: &[u8]) -> bool {
     const STARTS: [&[u8]; 10] = [
-        b"GET ", b"POST ", b"PUT ", b"HEAD ", b"DELETE ", b"PATCH ", b"OPTIONS ", b"CONNECT ",
-        b"TRACE ", b"HTTP/1.",
+        b"GET ",
+        b"POST ",
+        b"PUT ",
+        b"HEAD ",
+        b"DELETE ",
+        b"PATCH ",
+        b"OPTIONS ",
+        b"CONNECT ",
+        b"TRACE ",
+        b"HTTP/1.",
     ];
     !buf.is_empty()
         && STARTS.iter().any(|s| {
@@ -217,7 +253,10 @@ mod tests {
 
     fn req(raw: &[u8]) -> (RequestHead, usize) {
         match parse(raw, ParseOptions::default()) {
-            Parsed::Complete { head: Head::Request(r), len } => (r, len),
+            Parsed::Complete {
+                head: Head::Request(r),
+                len,
+            } => (r, len),
             other => panic!("not a complete request: {other:?}"),
         }
     }
@@ -239,7 +278,11 @@ mod tests {
     #[test]
     fn query_kept_only_when_asked() {
         let raw = b"GET /a?x=1#f HTTP/1.1\r\n\r\n";
-        let Parsed::Complete { head: Head::Request(r), .. } = parse(raw, ParseOptions { keep_query: true }) else {
+        let Parsed::Complete {
+            head: Head::Request(r),
+            ..
+        } = parse(raw, ParseOptions { keep_query: true })
+        else {
             panic!()
         };
         assert_eq!(r.path, "/a?x=1#f");
@@ -250,7 +293,10 @@ mod tests {
         let raw = b"GET / HTTP/1.0\r\nX-B3-TraceId: 463ac35c9f6413ad48485a3953bb6124\r\nX-B3-SPANID: a2fb4a1d1a96d312\r\n\r\n";
         let (r, _) = req(raw);
         assert_eq!(r.version, 0);
-        assert_eq!(r.trace.primary().unwrap().trace_id.as_wire(), "463ac35c9f6413ad48485a3953bb6124");
+        assert_eq!(
+            r.trace.primary().unwrap().trace_id.as_wire(),
+            "463ac35c9f6413ad48485a3953bb6124"
+        );
         assert!(r.trace.present.contains(TraceHeader::B3SpanId));
     }
 
@@ -258,10 +304,15 @@ mod tests {
     fn trace_headers_after_a_6kb_cookie() {
         let mut raw = b"GET /x HTTP/1.1\r\nHost: a\r\nCookie: ".to_vec();
         raw.extend(std::iter::repeat_n(b'c', 6 * 1024));
-        raw.extend_from_slice(b"\r\ntraceparent: 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01\r\n\r\n");
+        raw.extend_from_slice(
+            b"\r\ntraceparent: 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01\r\n\r\n",
+        );
         let (r, len) = req(&raw);
         assert_eq!(len, raw.len());
-        assert_eq!(r.trace.w3c.as_ref().unwrap().trace_id.as_wire(), "0af7651916cd43dd8448eb211c80319c");
+        assert_eq!(
+            r.trace.w3c.as_ref().unwrap().trace_id.as_wire(),
+            "0af7651916cd43dd8448eb211c80319c"
+        );
         // The cookie value is not kept anywhere in the parsed head.
         assert!(!format!("{r:?}").contains("ccccccccccc"));
     }
@@ -271,7 +322,11 @@ mod tests {
         let raw = b"POST /p HTTP/1.1\r\nContent-Length: 3\r\nb3: 80f198ee56343ba864fe8b2a57d3eff7-e457b5a2e4d86bd1-1\r\n\r\nabc";
         let head_len = raw.len() - 3;
         for cut in 1..head_len {
-            assert_eq!(parse(&raw[..cut], ParseOptions::default()), Parsed::Partial, "cut {cut}");
+            assert_eq!(
+                parse(&raw[..cut], ParseOptions::default()),
+                Parsed::Partial,
+                "cut {cut}"
+            );
         }
         let (r, len) = req(raw);
         assert_eq!(len, head_len);
@@ -281,14 +336,26 @@ mod tests {
     #[test]
     fn responses_and_framing() {
         let cases: [(&[u8], u16, Body); 5] = [
-            (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", 200, Body::Length(2)),
-            (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", 200, Body::Chunked),
+            (
+                b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+                200,
+                Body::Length(2),
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+                200,
+                Body::Chunked,
+            ),
             (b"HTTP/1.0 200 OK\r\n\r\n", 200, Body::UntilClose),
             (b"HTTP/1.1 204 No Content\r\n\r\n", 204, Body::Length(0)),
             (b"HTTP/1.1 100 Continue\r\n\r\n", 100, Body::Length(0)),
         ];
         for (raw, status, body) in cases {
-            let Parsed::Complete { head: Head::Response(r), .. } = parse(raw, ParseOptions::default()) else {
+            let Parsed::Complete {
+                head: Head::Response(r),
+                ..
+            } = parse(raw, ParseOptions::default())
+            else {
                 panic!("{raw:?}")
             };
             assert_eq!((r.status, r.body), (status, body));
@@ -298,15 +365,28 @@ mod tests {
     #[test]
     fn conflicting_content_length_is_invalid() {
         let raw = b"POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n";
-        assert_eq!(parse(raw, ParseOptions::default()), Parsed::Invalid(HeadError::BadLength));
+        assert_eq!(
+            parse(raw, ParseOptions::default()),
+            Parsed::Invalid(HeadError::BadLength)
+        );
         let raw = b"POST / HTTP/1.1\r\nContent-Length: -1\r\n\r\n";
-        assert_eq!(parse(raw, ParseOptions::default()), Parsed::Invalid(HeadError::BadLength));
+        assert_eq!(
+            parse(raw, ParseOptions::default()),
+            Parsed::Invalid(HeadError::BadLength)
+        );
     }
 
     #[test]
     fn garbage_is_invalid() {
-        for raw in [&b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03"[..], b"*2\r\n$3\r\nGET\r\n", b"GET / HTTP/1.1\r\nBad Header\r\n\r\n"] {
-            assert!(matches!(parse(raw, ParseOptions::default()), Parsed::Invalid(_)), "{raw:?}");
+        for raw in [
+            &b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03"[..],
+            b"*2\r\n$3\r\nGET\r\n",
+            b"GET / HTTP/1.1\r\nBad Header\r\n\r\n",
+        ] {
+            assert!(
+                matches!(parse(raw, ParseOptions::default()), Parsed::Invalid(_)),
+                "{raw:?}"
+            );
         }
     }
 
@@ -317,7 +397,10 @@ mod tests {
             raw.extend_from_slice(format!("h{i}: v\r\n").as_bytes());
         }
         raw.extend_from_slice(b"\r\n");
-        assert_eq!(parse(&raw, ParseOptions::default()), Parsed::Invalid(HeadError::TooManyHeaders));
+        assert_eq!(
+            parse(&raw, ParseOptions::default()),
+            Parsed::Invalid(HeadError::TooManyHeaders)
+        );
     }
 
     #[test]
@@ -332,7 +415,13 @@ mod tests {
 
     #[test]
     fn head_prefix_detection() {
-        for yes in [&b"GET / HTTP/1.1"[..], b"G", b"PO", b"HTTP/1.1 200", b"OPTIONS * HTTP/1.1"] {
+        for yes in [
+            &b"GET / HTTP/1.1"[..],
+            b"G",
+            b"PO",
+            b"HTTP/1.1 200",
+            b"OPTIONS * HTTP/1.1",
+        ] {
             assert!(looks_like_head(yes), "{yes:?}");
         }
         for no in [&b""[..], b"GETX", b"\x16\x03", b"hello", b"HTTP/2"] {

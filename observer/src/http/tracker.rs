@@ -50,7 +50,9 @@ pub enum Role {
 /// What the operating system says about an fd first seen carrying data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FdKind {
-    Socket { peer: Option<SocketAddr> },
+    Socket {
+        peer: Option<SocketAddr>,
+    },
     NotSocket,
     /// It could not be told (the fd or process is gone): treated as a socket without a peer.
     Unknown,
@@ -120,7 +122,11 @@ pub enum HttpEvent {
     Exchange(Exchange),
     Unknown(Unknown),
     /// A pending request that will never be paired.
-    Abandoned { request: Request, why: Abandon, at: Origin },
+    Abandoned {
+        request: Request,
+        why: Abandon,
+        at: Origin,
+    },
 }
 
 /// Counters of what the tracker saw and set aside.
@@ -188,7 +194,10 @@ pub struct Tracker {
 
 impl Tracker {
     pub fn new(opts: ParseOptions) -> Self {
-        Tracker { opts, ..Tracker::default() }
+        Tracker {
+            opts,
+            ..Tracker::default()
+        }
     }
 
     pub fn stats(&self) -> TrackerStats {
@@ -211,7 +220,12 @@ impl Tracker {
                 }
             }
             Event::Exit { origin } => {
-                let fds: Vec<_> = self.conns.keys().filter(|(p, _)| *p == origin.pid).copied().collect();
+                let fds: Vec<_> = self
+                    .conns
+                    .keys()
+                    .filter(|(p, _)| *p == origin.pid)
+                    .copied()
+                    .collect();
                 for key in fds {
                     if let Some(conn) = self.conns.remove(&key) {
                         self.finish(conn, *origin, Abandon::ProcessExit, out);
@@ -232,7 +246,11 @@ impl Tracker {
         if let Some(old) = self.conns.remove(&key) {
             self.finish(old, c.origin, Abandon::Closed, out);
         }
-        let id = ConnId { pid: c.origin.pid, fd: c.fd, serial: self.serial() };
+        let id = ConnId {
+            pid: c.origin.pid,
+            fd: c.fd,
+            serial: self.serial(),
+        };
         self.conns.insert(key, Conn::new(id, Some(role), c.peer));
     }
 
@@ -272,14 +290,24 @@ impl Tracker {
             UnknownReason::Unparsable => self.stats.unknown_unparsable += 1,
             UnknownReason::ClosedMidHead => self.stats.unknown_closed_mid_head += 1,
         }
-        out.push(HttpEvent::Unknown(Unknown { conn, role, direction, origin, reason }));
+        out.push(HttpEvent::Unknown(Unknown {
+            conn,
+            role,
+            direction,
+            origin,
+            reason,
+        }));
     }
 
     fn on_data(&mut self, d: &Data, os: &mut dyn SocketLookup, out: &mut Vec<HttpEvent>) {
         let key = (d.origin.pid, d.fd);
         if !self.conns.contains_key(&key) {
             // First sight of this fd: a socket that existed before we attached, or not a socket.
-            let id = ConnId { pid: d.origin.pid, fd: d.fd, serial: self.serial() };
+            let id = ConnId {
+                pid: d.origin.pid,
+                fd: d.fd,
+                serial: self.serial(),
+            };
             let mut conn = Conn::new(id, None, None);
             match os.lookup(d.origin.pid, d.fd) {
                 FdKind::Socket { peer } => conn.peer = peer,
@@ -288,7 +316,9 @@ impl Tracker {
             }
             self.conns.insert(key, conn);
         }
-        let Some(mut conn) = self.conns.remove(&key) else { return };
+        let Some(mut conn) = self.conns.remove(&key) else {
+            return;
+        };
         if conn.not_socket {
             self.stats.not_socket_records += 1;
         } else if !conn.upgraded {
@@ -308,8 +338,12 @@ impl Tracker {
         };
         let mut data = &d.data[..];
         if asm.first.is_none() {
-            // Between heads: skip what is left of a known-length body.
-            if asm.skip > 0 {
+            // Between heads: skip what is left of a known-length body, unless the kernel saw a
+            // head start at the beginning of this syscall: it forwards no body-only syscalls after a
+            // complete head, so the rest of the body most likely went by unseen.
+            if d.head_start {
+                asm.skip = 0;
+            } else if asm.skip > 0 {
                 let n = asm.skip.min(data.len() as u64) as usize;
                 asm.skip = asm.skip.saturating_sub(d.total_len);
                 data = &data[n..];
@@ -321,7 +355,12 @@ impl Tracker {
             asm.buf.clear();
             asm.first = Some(d.origin);
             asm.damaged = false;
-        } else if d.head_start && !matches!(head::parse(&with(&asm.buf, data), self.opts), Parsed::Partial | Parsed::Complete { .. }) {
+        } else if d.head_start
+            && !matches!(
+                head::parse(&with(&asm.buf, data), self.opts),
+                Parsed::Partial | Parsed::Complete { .. }
+            )
+        {
             // A new head while the one in progress is broken: report it and start over.
             let first = asm.first.replace(d.origin);
             asm.buf.clear();
@@ -355,11 +394,21 @@ impl Tracker {
         self.unknown(conn.id, role, dir, first, UnknownReason::Lost, out);
         for request in conn.pending.drain(..) {
             self.stats.abandoned += 1;
-            out.push(HttpEvent::Abandoned { request, why: Abandon::Lost, at });
+            out.push(HttpEvent::Abandoned {
+                request,
+                why: Abandon::Lost,
+                at,
+            });
         }
     }
 
-    fn parse_buffered(&mut self, conn: &mut Conn, dir: Direction, last: Origin, out: &mut Vec<HttpEvent>) {
+    fn parse_buffered(
+        &mut self,
+        conn: &mut Conn,
+        dir: Direction,
+        last: Origin,
+        out: &mut Vec<HttpEvent>,
+    ) {
         loop {
             let asm = match dir {
                 Direction::Ingress => &mut conn.ingress,
@@ -425,26 +474,58 @@ impl Tracker {
 
     /// An unreadable head read on a server connection stands for an inbound request in flight:
     /// it is queued without a head so that its response ends it.
-    fn unreadable_request(&mut self, conn: &mut Conn, dir: Direction, first: Origin, out: &mut Vec<HttpEvent>) {
+    fn unreadable_request(
+        &mut self,
+        conn: &mut Conn,
+        dir: Direction,
+        first: Origin,
+        out: &mut Vec<HttpEvent>,
+    ) {
         if conn.role == Some(Role::Server) && dir == Direction::Ingress {
             self.push_request(conn, Role::Server, first, None, out);
         }
     }
 
-    fn push_request(&mut self, conn: &mut Conn, role: Role, origin: Origin, head: Option<Arc<RequestHead>>, out: &mut Vec<HttpEvent>) {
+    fn push_request(
+        &mut self,
+        conn: &mut Conn,
+        role: Role,
+        origin: Origin,
+        head: Option<Arc<RequestHead>>,
+        out: &mut Vec<HttpEvent>,
+    ) {
         self.next_seq += 1;
-        let request = Request { conn: conn.id, role, origin, peer: conn.peer, head, seq: self.next_seq };
+        let request = Request {
+            conn: conn.id,
+            role,
+            origin,
+            peer: conn.peer,
+            head,
+            seq: self.next_seq,
+        };
         if conn.pending.len() >= MAX_PENDING
             && let Some(old) = conn.pending.pop_front()
         {
             self.stats.abandoned += 1;
-            out.push(HttpEvent::Abandoned { request: old, why: Abandon::Overflow, at: origin });
+            out.push(HttpEvent::Abandoned {
+                request: old,
+                why: Abandon::Overflow,
+                at: origin,
+            });
         }
         conn.pending.push_back(request.clone());
         out.push(HttpEvent::Request(request));
     }
 
-    fn on_head(&mut self, conn: &mut Conn, dir: Direction, first: Origin, last: Origin, head: Head, out: &mut Vec<HttpEvent>) {
+    fn on_head(
+        &mut self,
+        conn: &mut Conn,
+        dir: Direction,
+        first: Origin,
+        last: Origin,
+        head: Head,
+        out: &mut Vec<HttpEvent>,
+    ) {
         match head {
             Head::Request(r) => {
                 let role = match dir {
@@ -453,7 +534,14 @@ impl Tracker {
                 };
                 if conn.role.is_some_and(|known| known != role) {
                     // A request going the wrong way for this connection's role: not ours to guess.
-                    self.unknown(conn.id, conn.role, dir, first, UnknownReason::Unparsable, out);
+                    self.unknown(
+                        conn.id,
+                        conn.role,
+                        dir,
+                        first,
+                        UnknownReason::Unparsable,
+                        out,
+                    );
                     return;
                 }
                 conn.role = Some(role);
@@ -477,7 +565,11 @@ impl Tracker {
                 }
                 if let Some(request) = conn.pending.pop_front() {
                     self.stats.exchanges += 1;
-                    out.push(HttpEvent::Exchange(Exchange { request, response: resp, end: last }));
+                    out.push(HttpEvent::Exchange(Exchange {
+                        request,
+                        response: resp,
+                        end: last,
+                    }));
                 }
             }
         }
@@ -490,3 +582,7 @@ fn with(buf: &[u8], more: &[u8]) -> Vec<u8> {
     v.extend_from_slice(more);
     v
 }
+
+#[cfg(test)]
+#[path = "tracker_tests.rs"]
+mod tests;

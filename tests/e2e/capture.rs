@@ -1,0 +1,259 @@
+//! Capture on the real kernel: servers and clients observed by pid, spans with the trace ids the
+//! clients sent, heads with multi-kilobyte cookies, keep-alive, pre-existing nginx workers.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use observer_tests::*;
+
+const TRACE: &str = "463ac35c9f6413ad48485a3953bb6124";
+const SPAN: &str = "a2fb4a1d1a96d312";
+
+fn python_http_server() -> (Proc, u16) {
+    let port = free_port();
+    let child = Command::new("python3")
+        .args([
+            "-m",
+            "http.server",
+            "--bind",
+            "127.0.0.1",
+            &port.to_string(),
+        ])
+        .current_dir(apps_dir())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("python3");
+    wait_port(port);
+    (Proc { child }, port)
+}
+
+#[test]
+fn python_http_server_spans_carry_the_trace_sent_by_curl() {
+    if !privileged() {
+        return;
+    }
+    let (server, port) = python_http_server();
+    let obs = Observer::for_pids(&[server.pid()], &[]);
+    let big_cookie = cookie(6 * 1024);
+    let base = format!("http://127.0.0.1:{port}");
+    assert_eq!(
+        curl(
+            &format!("{base}/"),
+            &[
+                ("x-b3-traceid", TRACE),
+                ("x-b3-spanid", SPAN),
+                ("x-b3-sampled", "1"),
+                ("Cookie", &big_cookie)
+            ]
+        ),
+        200
+    );
+    assert_eq!(curl(&format!("{base}/nope?token=hunter2"), &[]), 404);
+    assert_eq!(
+        curl(
+            &format!("{base}/README.md"),
+            &[(
+                "traceparent",
+                "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+            )]
+        ),
+        200
+    );
+    let r = obs.stop();
+    let spans = r.spans("server", server.pid());
+    assert_eq!(spans.len(), 3, "{}", r.dump());
+    assert_eq!(
+        r.of_type("span").len(),
+        3,
+        "only the observed server reports: {}",
+        r.dump()
+    );
+
+    let s = spans[0];
+    assert_eq!(
+        (
+            s["method"].as_str(),
+            s["path"].as_str(),
+            s["status"].as_u64()
+        ),
+        (Some("GET"), Some("/"), Some(200))
+    );
+    assert_eq!(s["trace_id"], TRACE);
+    assert_eq!(s["parent_span_id"], SPAN);
+    assert_ne!(s["span_id"], SPAN);
+    assert_eq!(s["host"], format!("127.0.0.1:{port}"));
+    assert_eq!(s["service"], "python3");
+    assert!(s["peer"].as_str().unwrap().starts_with("127.0.0.1:"), "{s}");
+    assert!(s["start"].as_str().unwrap().ends_with('Z'));
+    assert!(s["duration_ms"].as_f64().unwrap() >= 0.0);
+
+    let s = spans[1];
+    assert_eq!(
+        (s["path"].as_str(), s["status"].as_u64()),
+        (Some("/nope"), Some(404))
+    );
+    assert!(s["trace_id"].is_null() && s["parent_span_id"].is_null());
+
+    let s = spans[2];
+    assert_eq!(s["trace_id"], "0af7651916cd43dd8448eb211c80319c");
+    assert_eq!(s["parent_span_id"], "b7ad6b7169203331");
+
+    let dump = r.dump();
+    assert!(!dump.contains("hunter2"), "query string leaked: {dump}");
+    assert!(!dump.contains("a8f3k2m9"), "cookie leaked: {dump}");
+    assert_eq!(r.summary()["capture"]["ringbuf_drops"], 0);
+    assert_eq!(r.summary()["inbound"], 3);
+}
+
+/// A Python client on one keep-alive connection and a threaded server, both observed.
+#[test]
+fn python_keepalive_client_and_server() {
+    if !privileged() {
+        return;
+    }
+    let (server, port) = svc("py", None, &[]);
+    // The client waits for a line on stdin so that it is observed before it sends anything.
+    let script = format!(
+        "import http.client, sys\n\
+         sys.stdin.readline()\n\
+         c = http.client.HTTPConnection('127.0.0.1', {port})\n\
+         for i in range(5):\n\
+         \x20   tid = '%032x' % (0xabc0 + i)\n\
+         \x20   c.request('GET', '/leaf?i=%d' % i, headers={{'traceparent': '00-%s-%016x-01' % (tid, 0x77 + i)}})\n\
+         \x20   r = c.getresponse(); r.read()\n\
+         \x20   assert r.status == 200, r.status\n\
+         c.close()\n"
+    );
+    let mut client = Proc {
+        child: Command::new("python3")
+            .args(["-c", &script])
+            .stdin(Stdio::piped())
+            .spawn()
+            .expect("python3"),
+    };
+    let obs = Observer::for_pids(&[server.pid(), client.pid()], &[]);
+    client
+        .child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"go\n")
+        .unwrap();
+    assert!(client.child.wait().unwrap().success());
+    let r = obs.stop();
+
+    let expected: Vec<String> = (0..5).map(|i| format!("{:032x}", 0xabc0 + i)).collect();
+    let server_spans = r.spans("server", server.pid());
+    let client_spans = r.spans("client", client.pid());
+    assert_eq!(
+        field(&server_spans, "trace_id"),
+        expected.iter().collect::<Vec<_>>(),
+        "{}",
+        r.dump()
+    );
+    assert_eq!(
+        field(&client_spans, "trace_id"),
+        expected.iter().collect::<Vec<_>>(),
+        "{}",
+        r.dump()
+    );
+    for (i, c) in client_spans.iter().enumerate() {
+        assert_eq!(c["path"], "/leaf");
+        assert_eq!(c["status"], 200);
+        assert_eq!(c["peer"], format!("127.0.0.1:{port}"));
+        // The client sent its own span id: the client span uses it, so the server span links to it.
+        assert_eq!(c["span_id"], format!("{:016x}", 0x77 + i), "{c}");
+        assert_eq!(server_spans[i]["parent_span_id"], c["span_id"]);
+    }
+    // One connection: every client span has the same peer and every server span the same peer port.
+    let peers: std::collections::HashSet<_> =
+        server_spans.iter().map(|s| s["peer"].to_string()).collect();
+    assert_eq!(peers.len(), 1, "keep-alive uses one connection: {peers:?}");
+    assert!(r.breaks().is_empty(), "{}", r.dump());
+}
+
+/// nginx whose workers existed before the observer attached, proxying to a Python backend:
+/// `--pid <master>` covers the workers; server and client spans carry curl's trace ids, also when
+/// a 6 KB cookie comes first; nginx forwards the headers, so there is no break.
+#[test]
+fn nginx_workers_started_before_attach_proxy_trace_ids() {
+    if !privileged() {
+        return;
+    }
+    let (backend, backend_port) = svc("py", None, &[]);
+    let nginx = nginx(backend_port);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let workers = children(nginx.master.pid());
+    assert_eq!(workers.len(), 2, "nginx workers: {workers:?}");
+    let obs = Observer::for_pids(&[nginx.master.pid()], &[]);
+    let url = format!("http://127.0.0.1:{}/leaf", nginx.port);
+    let big_cookie = cookie(6 * 1024);
+    assert_eq!(
+        curl(
+            &url,
+            &[
+                ("Cookie", &big_cookie),
+                ("x-b3-traceid", TRACE),
+                ("x-b3-spanid", SPAN),
+                ("x-b3-sampled", "1")
+            ]
+        ),
+        200
+    );
+    assert_eq!(
+        curl(
+            &url,
+            &[(
+                "traceparent",
+                "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+            )]
+        ),
+        200
+    );
+    let r = obs.stop();
+
+    let server: Vec<&Value> = r
+        .of_type("span")
+        .into_iter()
+        .filter(|s| s["kind"] == "server")
+        .collect();
+    let client: Vec<&Value> = r
+        .of_type("span")
+        .into_iter()
+        .filter(|s| s["kind"] == "client")
+        .collect();
+    assert_eq!(
+        field(&server, "trace_id"),
+        [TRACE, "0af7651916cd43dd8448eb211c80319c"],
+        "{}",
+        r.dump()
+    );
+    assert_eq!(
+        field(&client, "trace_id"),
+        [TRACE, "0af7651916cd43dd8448eb211c80319c"],
+        "{}",
+        r.dump()
+    );
+    for s in server.iter().chain(client.iter()) {
+        assert!(
+            workers.contains(&(s["pid"].as_u64().unwrap() as u32)),
+            "span from a non-worker: {s}"
+        );
+        assert_eq!(s["service"], "nginx");
+        assert_eq!(s["status"], 200);
+        assert_eq!(s["path"], "/leaf");
+    }
+    for c in &client {
+        assert_eq!(c["peer"], format!("127.0.0.1:{backend_port}"));
+        assert_eq!(c["attribution"], "trace_id", "{c}");
+    }
+    assert_eq!(server[0]["parent_span_id"], SPAN);
+    assert!(
+        r.breaks().is_empty(),
+        "nginx forwards headers unchanged: {}",
+        r.dump()
+    );
+    assert_eq!(r.summary()["propagated"], 2, "{}", r.dump());
+    drop(backend);
+}
