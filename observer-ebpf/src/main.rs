@@ -90,7 +90,7 @@ fn config(index: u32) -> u64 {
 /// The process filter, checked first by every hook.
 #[inline(always)]
 fn is_traced(tgid: u32) -> bool {
-    if TRACED.get_ptr(&tgid).is_some() {
+    if TRACED.get_ptr(tgid).is_some() {
         return true;
     }
     config(config::TRACE_ALL) == 1 && u64::from(tgid) != config(config::SELF_TGID)
@@ -182,14 +182,14 @@ fn save_args(ctx: &TracePointContext, syscall: u32) -> Result<(), i64> {
         ptr,
         len,
     };
-    ARGS.insert(&id, &args, 0).map_err(i64::from)
+    ARGS.insert(id, args, 0).map_err(i64::from)
 }
 
 #[inline(always)]
 fn take_args(id: u64) -> Option<SyscallArgs> {
     // SAFETY: the value is copied out before the entry is removed.
-    let args = unsafe { ARGS.get(&id) }.copied()?;
-    let _ = ARGS.remove(&id);
+    let args = unsafe { ARGS.get(id) }.copied()?;
+    let _ = ARGS.remove(id);
     Some(args)
 }
 
@@ -359,7 +359,7 @@ fn try_data_exit(ctx: &TracePointContext, shape: u8) -> Result<(), i64> {
         tgid: (id >> 32) as u32,
         fd: args.fd,
     };
-    let state = CONNS.get_ptr_mut(&key);
+    let state = CONNS.get_ptr_mut(key);
     let (budget, lost) = match state {
         // SAFETY: map value pointer from a successful lookup.
         Some(s) => {
@@ -477,12 +477,12 @@ fn try_data_exit(ctx: &TracePointContext, shape: u8) -> Result<(), i64> {
         budget: remaining,
         lost: if sent { 0 } else { 1 },
     };
-    match CONNS.get_ptr_mut(&key) {
+    match CONNS.get_ptr_mut(key) {
         Some(s) => *dir_state(unsafe { &mut *s }, write) = new_dir,
         None => {
             let mut st = ConnState::default();
             *dir_state(&mut st, write) = new_dir;
-            let _ = CONNS.insert(&key, &st, 0);
+            let _ = CONNS.insert(key, st, 0);
         }
     }
     Ok(())
@@ -575,7 +575,7 @@ fn try_conn_exit(ctx: &TracePointContext, kind: u32) -> Result<(), i64> {
         tgid: (id >> 32) as u32,
         fd,
     };
-    let _ = CONNS.insert(&key, &ConnState::default(), 0);
+    let _ = CONNS.insert(key, ConnState::default(), 0);
     emit(&ev);
     Ok(())
 }
@@ -599,7 +599,7 @@ fn try_close(ctx: &TracePointContext) -> Result<(), i64> {
         tgid,
         fd: fd as i32,
     };
-    if CONNS.remove(&key).is_ok() {
+    if CONNS.remove(key).is_ok() {
         emit(&header(KIND_CLOSE, id, fd as i32));
     }
     Ok(())
@@ -629,7 +629,7 @@ fn try_fork(ctx: &TracePointContext) -> Result<(), i64> {
     }
     let child: i32 = unsafe { ctx.read_at(off & 0xff) }.map_err(i64::from)?;
     let child = child as u32;
-    if config(config::TRACE_ALL) != 1 && TRACED.insert(&child, &1, 0).is_err() {
+    if config(config::TRACE_ALL) != 1 && TRACED.insert(child, 1, 0).is_err() {
         warn!(
             ctx,
             "observer: traced-process map full, task {} is not observed", child
@@ -655,7 +655,7 @@ fn try_exit(ctx: &TracePointContext) -> Result<(), i64> {
     let id = bpf_get_current_pid_tgid();
     let tgid = (id >> 32) as u32;
     let tid = id as u32;
-    let _ = ARGS.remove(&id);
+    let _ = ARGS.remove(id);
     if !is_traced(tgid) {
         return Ok(());
     }
@@ -664,11 +664,11 @@ fn try_exit(ctx: &TracePointContext) -> Result<(), i64> {
         off => unsafe { ctx.read_at::<u8>(off & 0xff) }.map_err(i64::from)? != 0,
     };
     if tid != tgid {
-        let _ = TRACED.remove(&tid);
+        let _ = TRACED.remove(tid);
         emit(&header(KIND_THREAD_EXIT, id, -1));
     }
     if group_dead {
-        let _ = TRACED.remove(&tgid);
+        let _ = TRACED.remove(tgid);
         emit(&header(KIND_EXIT, id, -1));
     }
     Ok(())

@@ -12,10 +12,14 @@
 //! applies wins, among the active inbound requests of the same process:
 //! 1. **trace_id**: it carries a trace id (B3 multi, B3 single or W3C, compared as 128-bit values)
 //!    equal to one of theirs. This survives thread pools, event loops and selector threads.
-//! 2. **thread**: it was written by the thread that read one of them, or by a thread that thread
-//!    spawned (clone parentage, up to `MAX_THREAD_DEPTH` levels). When the thread read several
-//!    (keep-alive, the previous one in its grace period), the one still unanswered wins.
-//! 3. **single_active**: exactly one is active.
+//! 2. **thread**: it was written by the thread that read one of them (when that thread read
+//!    several, keep-alive with the previous one in its grace period, the one still unanswered wins;
+//!    several answered ones are ambiguous), or, failing that, by a thread spawned (clone parentage,
+//!    up to `MAX_THREAD_DEPTH` levels) by the thread that read the one unanswered request. Spawned
+//!    threads are often shared workers, so an answered request is no evidence for them.
+//! 3. **single_active**: exactly one is active, or exactly one is still unanswered and the others
+//!    are only in their grace period (a thread pool whose client writes from its own threads, as
+//!    Java's HttpClient does, serving sequential requests).
 //! 4. **ambiguous**: otherwise.
 //!
 //! With no active inbound request the outbound one is *background* traffic: never a break.
@@ -676,25 +680,41 @@ fn attribute(
     if let Some(n) = by_trace {
         return (Attribution::TraceId, Some(n));
     }
-    // 2. The same thread, or one it spawned; prefer requests still unanswered.
-    let by_thread: Vec<usize> = cands
+    let is_open = |n: &usize| p.inbound[*n].end_ns.is_none();
+    // 2a. The same thread read it: strong evidence (thread-per-connection servers, event loops).
+    //     The unanswered one wins; several answered ones (keep-alive, grace) cannot be told apart.
+    let same: Vec<usize> = cands
         .iter()
         .copied()
-        .filter(|&n| Correlator::descends_from(p, o.origin.tid, p.inbound[n].tid))
+        .filter(|&n| p.inbound[n].tid == o.origin.tid)
         .collect();
-    let open: Vec<usize> = by_thread
-        .iter()
-        .copied()
-        .filter(|&n| p.inbound[n].end_ns.is_none())
-        .collect();
-    match (by_thread.len(), open.len()) {
-        (1, _) => return (Attribution::Thread, Some(by_thread[0])),
-        (_, 1) => return (Attribution::Thread, Some(open[0])),
-        _ => {}
+    if !same.is_empty() {
+        let open: Vec<usize> = same.iter().copied().filter(is_open).collect();
+        return match (same.len(), open.len()) {
+            (_, 1) => (Attribution::Thread, Some(open[0])),
+            (1, 0) => (Attribution::Thread, Some(same[0])),
+            _ => (Attribution::Ambiguous, None),
+        };
     }
-    // 3. The only active one.
+    // 2b. A thread it spawned, while the request is unanswered. Spawned threads are often shared
+    //     workers (Java's HttpClient pool is created by whichever handler called first), so an
+    //     answered request is no evidence.
+    let spawned: Vec<usize> = cands
+        .iter()
+        .copied()
+        .filter(|n| is_open(n) && Correlator::descends_from(p, o.origin.tid, p.inbound[*n].tid))
+        .collect();
+    if spawned.len() == 1 {
+        return (Attribution::Thread, Some(spawned[0]));
+    }
+    // 3. The only active one; requests already answered (in their grace period) give way to the
+    //    one unanswered request.
     if cands.len() == 1 {
         return (Attribution::SingleActive, Some(cands[0]));
+    }
+    let open: Vec<usize> = cands.iter().copied().filter(is_open).collect();
+    if open.len() == 1 {
+        return (Attribution::SingleActive, Some(open[0]));
     }
     (Attribution::Ambiguous, None)
 }

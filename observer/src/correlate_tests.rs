@@ -2423,3 +2423,29 @@ fn withdrawn_break_counter_never_underflows() {
     let st = sim.c.stats();
     assert_eq!((st.breaks_partial, st.unknown), (0, 1));
 }
+
+/// Java's HttpClient writes from its own threads: with the previous request answered but still in
+/// its grace period, the one unanswered request is the single active one.
+#[test]
+fn unanswered_request_wins_over_ones_in_grace() {
+    let mut sim = Sim::new();
+    let prev = sim.inbound(20, 0, "GET /prev", "");
+    sim.respond(&prev, 20, 10 * MS);
+    let cur = sim.inbound(21, 20 * MS, "GET /cur", &b3m(C, C_SPAN));
+    let (o, out) = sim.outbound(99, 30 * MS, "GET /leaf", "");
+    let b = one_break(out);
+    assert_eq!(
+        (b.reason, b.attribution),
+        (BreakReason::Missing, Attribution::SingleActive)
+    );
+    assert_eq!(b.inbound.trace_id, Some(t(C)));
+    assert_eq!(b.outbound, o);
+    let _ = cur;
+    // Two unanswered requests and an untraced one in grace: ambiguous over a traced/untraced
+    // mix, so no alert.
+    let _other = sim.inbound(22, 31 * MS, "GET /other", &b3m(D64, D_SPAN));
+    let (_o, out) = sim.outbound(99, 32 * MS, "GET /leaf", "");
+    nothing(out);
+    let st = sim.c.stats();
+    assert_eq!((st.by_ambiguous, st.unattributed), (1, 1));
+}

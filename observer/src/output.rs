@@ -192,17 +192,19 @@ fn pretty(record: &Record, colour: bool) -> String {
                 (Some(t), _, _) => format!("serving trace {t}"),
                 _ => "serving a traced request".to_owned(),
             };
-            let dest = format!(
-                "{} {}{}{}",
+            // "GET http://inventory:8080/stock", plus the peer address when it says more.
+            let host = b.outbound.host.as_deref();
+            let mut dest = format!(
+                "{} http://{}{}",
                 b.outbound.method,
-                b.outbound.host.as_deref().unwrap_or(""),
-                b.outbound.path,
-                b.outbound
-                    .peer
-                    .as_ref()
-                    .map(|p| format!(" ({p})"))
-                    .unwrap_or_default()
+                host.or(b.outbound.peer.as_deref()).unwrap_or("?"),
+                b.outbound.path
             );
+            if let Some(peer) = &b.outbound.peer
+                && host.is_some_and(|h| h != peer)
+            {
+                let _ = write!(dest, " ({peer})");
+            }
             let what = match b.reason {
                 "missing" => "without the trace headers".to_owned(),
                 "mismatch" => format!(

@@ -259,11 +259,22 @@ def parse_args(argv=None):
     p.add_argument("--port", type=int, default=0)
     p.add_argument("--downstream", default=None)
     p.add_argument("--keepalive", action="store_true")
+    p.add_argument("--name", default=None,
+                   help="process name (comm) to show, e.g. in the observer's output")
     return p.parse_args(argv)
+
+
+def set_process_name(name):
+    """prctl(PR_SET_NAME): the name ps, /proc/PID/comm and the observer report (max 15 bytes)."""
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(15, name.encode()[:15], 0, 0, 0)
 
 
 def serve(handler_cls, args):
     """Shared by otel_svc.py: bind, print LISTENING, serve until a signal."""
+    if getattr(args, "name", None):
+        set_process_name(args.name)
     handler_cls.downstream = Downstream(args.downstream, args.keepalive)
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)

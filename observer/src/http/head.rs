@@ -43,6 +43,8 @@ pub enum Body {
     UntilClose,
 }
 
+// The request is the large and the common variant; boxing it would add an allocation per head.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Head {
     Request(RequestHead),
@@ -60,6 +62,7 @@ pub enum HeadError {
     BadLength,
 }
 
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Parsed {
     /// A whole head of `len` bytes.
