@@ -243,13 +243,95 @@ struct Inbound {
     span_id: SpanId,
 }
 
+/// Answered inbound requests kept per process for their grace period; beyond it the oldest go
+/// and the window is marked incomplete (verdicts resting on it become `unknown`).
+pub const MAX_ANSWERED: usize = 256;
+
 #[derive(Debug, Default)]
 struct Process {
-    inbound: Vec<Inbound>,
-    /// Trace ids of inbound requests seen lately, newest last: (time, trace id value, server span).
-    recent: VecDeque<(u64, u128, SpanId)>,
+    /// Unanswered inbound requests, by sequence number.
+    open: HashMap<u64, Inbound>,
+    /// Answered inbound requests still in their grace period, in the order they were answered.
+    answered: VecDeque<Inbound>,
+    /// Until this time the answered window lacks requests it had to drop (`MAX_ANSWERED`).
+    incomplete_until: u64,
+    /// When unanswered requests were last checked against `max_active_ns`.
+    swept_at: u64,
+    /// Trace ids of inbound requests seen lately: trace id value -> (time, server span).
+    recent: HashMap<u128, (u64, SpanId)>,
+    recent_order: VecDeque<(u64, u128)>,
     /// Thread id -> the thread that created it.
     parent: HashMap<u32, u32>,
+}
+
+impl Process {
+    /// Inbound requests active at `ts`: unanswered ones (for at most `max_active_ns`) and answered
+    /// ones within their grace period.
+    fn candidates(&self, ts: u64, cfg: &Config) -> Vec<&Inbound> {
+        let open = self
+            .open
+            .values()
+            .filter(|i| i.start_ns <= ts && ts <= i.start_ns.saturating_add(cfg.max_active_ns));
+        let answered = self.answered.iter().filter(|i| {
+            i.start_ns <= ts
+                && i.end_ns
+                    .is_some_and(|end| ts <= end.saturating_add(cfg.grace_ns))
+        });
+        let mut v: Vec<&Inbound> = open.chain(answered).collect();
+        v.sort_unstable_by_key(|i| i.seq);
+        v
+    }
+
+    /// Drops what can no longer be a candidate at `now`.
+    fn expire(&mut self, now: u64, cfg: &Config) {
+        while self.answered.front().is_some_and(|i| {
+            i.end_ns
+                .is_some_and(|end| end.saturating_add(cfg.grace_ns) < now)
+        }) {
+            self.answered.pop_front();
+        }
+        // Unanswered requests past max_active: checked at most once a second.
+        if now.saturating_sub(self.swept_at) >= 1_000_000_000 {
+            self.swept_at = now;
+            self.open
+                .retain(|_, i| i.start_ns.saturating_add(cfg.max_active_ns) >= now);
+        }
+        let horizon = now.saturating_sub(cfg.recent_ns);
+        while let Some(&(ts, t)) = self.recent_order.front() {
+            if ts >= horizon && self.recent_order.len() <= RECENT_TRACES {
+                break;
+            }
+            self.recent_order.pop_front();
+            if self.recent.get(&t).is_some_and(|(seen, _)| *seen == ts) {
+                self.recent.remove(&t);
+            }
+        }
+    }
+
+    fn remember(&mut self, now: u64, trace: u128, span: SpanId) {
+        self.recent.insert(trace, (now, span));
+        self.recent_order.push_back((now, trace));
+    }
+
+    fn answer(&mut self, seq: u64, at: u64, cfg: &Config) {
+        if let Some(mut i) = self.open.remove(&seq) {
+            i.end_ns = Some(at);
+            self.answered.push_back(i);
+            if self.answered.len() > MAX_ANSWERED
+                && let Some(old) = self.answered.pop_front()
+            {
+                let until = old.end_ns.unwrap_or(at).saturating_add(cfg.grace_ns);
+                self.incomplete_until = self.incomplete_until.max(until);
+            }
+        }
+    }
+
+    fn span_of(&self, seq: u64) -> Option<SpanId> {
+        self.open
+            .get(&seq)
+            .or_else(|| self.answered.iter().rev().find(|i| i.seq == seq))
+            .map(|i| i.span_id)
+    }
 }
 
 /// What was decided for an outbound request, kept until its exchange completes.
@@ -401,49 +483,34 @@ impl Correlator {
         self.stats.inbound += 1;
         let span_id = self.new_span_id();
         let now = r.origin.ts_ns;
-        let max_active = self.cfg.max_active_ns;
-        let grace = self.cfg.grace_ns;
         let p = self.procs.entry(r.conn.pid).or_default();
-        // Forget requests that can no longer be candidates.
-        p.inbound.retain(|i| match i.end_ns {
-            Some(end) => end.saturating_add(grace) >= now,
-            None => i.start_ns.saturating_add(max_active) >= now,
-        });
+        p.expire(now, &self.cfg);
         if let Some(t) = r.head.as_ref().and_then(|h| trusted_primary(&h.trace)) {
-            let horizon = now.saturating_sub(self.cfg.recent_ns);
-            while p.recent.front().is_some_and(|(ts, _, _)| *ts < horizon)
-                || p.recent.len() >= RECENT_TRACES
-            {
-                p.recent.pop_front();
-            }
-            p.recent.push_back((now, t.0.value(), span_id));
+            p.remember(now, t.0.value(), span_id);
         }
-        p.inbound.push(Inbound {
-            seq: r.seq,
-            tid: r.origin.tid,
-            start_ns: now,
-            end_ns: None,
-            head: r.head.clone(),
-            span_id,
-        });
+        p.open.insert(
+            r.seq,
+            Inbound {
+                seq: r.seq,
+                tid: r.origin.tid,
+                start_ns: now,
+                end_ns: None,
+                head: r.head.clone(),
+                span_id,
+            },
+        );
     }
 
     fn end_inbound(&mut self, pid: u32, seq: u64, at: u64) {
-        if let Some(p) = self.procs.get_mut(&pid)
-            && let Some(i) = p.inbound.iter_mut().find(|i| i.seq == seq)
-        {
-            i.end_ns = Some(at);
+        if let Some(p) = self.procs.get_mut(&pid) {
+            p.answer(seq, at, &self.cfg);
         }
     }
 
     fn on_inbound_done(&mut self, x: &Exchange, out: &mut Vec<Finding>) {
         let pid = x.request.conn.pid;
         self.end_inbound(pid, x.request.seq, x.end.ts_ns);
-        let span_id = self
-            .procs
-            .get(&pid)
-            .and_then(|p| p.inbound.iter().find(|i| i.seq == x.request.seq))
-            .map(|i| i.span_id);
+        let span_id = self.procs.get(&pid).and_then(|p| p.span_of(x.request.seq));
         let span_id = match span_id {
             Some(id) => id,
             None => self.new_span_id(),
@@ -493,31 +560,15 @@ impl Correlator {
         // An unreadable outbound head while inbound requests are active: a verdict we cannot give.
         if u.role == Some(Role::Client) && u.direction == crate::capture::record::Direction::Egress
         {
-            let active = self.candidates(u.conn.pid, u.origin.ts_ns);
-            if !active.is_empty() {
+            let active = self
+                .procs
+                .get(&u.conn.pid)
+                .is_some_and(|p| !p.candidates(u.origin.ts_ns, &self.cfg).is_empty());
+            if active {
                 self.stats.outbound += 1;
                 self.stats.unknown += 1;
             }
         }
-    }
-
-    /// Active inbound requests of `pid` at `ts` (indexes into its list).
-    fn candidates(&self, pid: u32, ts: u64) -> Vec<usize> {
-        let Some(p) = self.procs.get(&pid) else {
-            return Vec::new();
-        };
-        p.inbound
-            .iter()
-            .enumerate()
-            .filter(|(_, i)| {
-                i.start_ns <= ts
-                    && match i.end_ns {
-                        Some(end) => ts <= end.saturating_add(self.cfg.grace_ns),
-                        None => ts <= i.start_ns.saturating_add(self.cfg.max_active_ns),
-                    }
-            })
-            .map(|(n, _)| n)
-            .collect()
     }
 
     fn descends_from(p: &Process, mut tid: u32, ancestor: u32) -> bool {
@@ -536,89 +587,78 @@ impl Correlator {
     fn on_outbound(&mut self, o: &Request, out: &mut Vec<Finding>) {
         self.stats.outbound += 1;
         let pid = o.conn.pid;
-        let cands = self.candidates(pid, o.origin.ts_ns);
+        let ts = o.origin.ts_ns;
         let Some(out_head) = o.head.clone() else {
             return;
         };
+        let background = ClientLink {
+            attribution: None,
+            server_span: None,
+            inbound_span: None,
+        };
         if TELEMETRY_PATHS.iter().any(|t| out_head.path.ends_with(t)) {
             self.stats.telemetry += 1;
-            self.clients.insert(
-                o.seq,
-                ClientLink {
-                    attribution: None,
-                    server_span: None,
-                    inbound_span: None,
-                },
-            );
+            self.clients.insert(o.seq, background);
             return;
         }
-        if cands.is_empty() {
+        let Some(p) = self.procs.get_mut(&pid) else {
             self.stats.background += 1;
-            self.clients.insert(
-                o.seq,
-                ClientLink {
-                    attribution: None,
-                    server_span: None,
-                    inbound_span: None,
-                },
-            );
-            return;
-        }
-        let Some(p) = self.procs.get(&pid) else {
+            self.clients.insert(o.seq, background);
             return;
         };
-        let (mut attribution, chosen) = attribute(p, &cands, o, &out_head.trace);
+        p.expire(ts, &self.cfg);
+        let p = &*p;
+        let cands = p.candidates(ts, &self.cfg);
+        if cands.is_empty() {
+            self.stats.background += 1;
+            self.clients.insert(o.seq, background);
+            return;
+        }
+        let (attribution, chosen) = attribute(p, &cands, o, &out_head.trace);
         // It carries the trace of an earlier inbound request of this process that is no longer
         // active: work continued asynchronously. Propagated, whatever is in flight now.
         let continued = if attribution == Attribution::TraceId {
             None
         } else {
-            let ids: Vec<u128> = out_head
+            out_head
                 .trace
                 .trace_ids()
                 .iter()
-                .map(|t| t.value())
-                .collect();
-            p.recent
-                .iter()
-                .rev()
-                .find(|(_, t, _)| ids.contains(t))
-                .map(|(_, _, span)| *span)
+                .find_map(|t| p.recent.get(&t.value()))
+                .map(|(_, span)| *span)
         };
-        if let Some(span) = continued {
-            attribution = Attribution::TraceId;
-            self.stats.by_trace_id += 1;
-            self.stats.propagated += 1;
-            self.clients.insert(
-                o.seq,
-                ClientLink {
-                    attribution: Some(attribution),
-                    server_span: Some(span),
-                    inbound_span: None,
-                },
-            );
-            return;
-        }
+        // The window of answered requests lost some that were still in their grace period: only
+        // a trace id or an unanswered request read by the same thread still decide.
+        let window_complete = ts > p.incomplete_until
+            || attribution == Attribution::TraceId
+            || (attribution == Attribution::Thread && chosen.is_some_and(|i| i.end_ns.is_none()));
         let (verdict, inbound_ref, server_span, inbound_span) = match chosen {
-            Some(idx) => {
-                let i = &p.inbound[idx];
+            _ if continued.is_some() => (Verdict::Propagated, None, continued, None),
+            Some(i) => {
                 let v = judge_one(&self.cfg, i.head.as_deref(), &out_head.trace);
                 let primary = i.head.as_ref().and_then(|h| trusted_primary(&h.trace));
                 (
                     v,
-                    inbound_ref_of(i.head.as_deref()),
+                    Some(inbound_ref_of(i.head.as_deref())),
                     Some(i.span_id),
                     primary.and_then(|c| c.1),
                 )
             }
             None => {
-                let heads: Vec<Option<&RequestHead>> = cands
-                    .iter()
-                    .map(|&n| p.inbound[n].head.as_deref())
-                    .collect();
+                let heads: Vec<Option<&RequestHead>> =
+                    cands.iter().map(|i| i.head.as_deref()).collect();
                 let (v, r) = judge_ambiguous(&heads, &out_head.trace);
-                (v, r, None, None)
+                (v, Some(r), None, None)
             }
+        };
+        let attribution = if continued.is_some() {
+            Attribution::TraceId
+        } else {
+            attribution
+        };
+        let verdict = match verdict {
+            Verdict::Break { .. } if !window_complete => Verdict::Unknown,
+            v => v,
         };
         self.clients.insert(
             o.seq,
@@ -649,7 +689,12 @@ impl Correlator {
                     reason,
                     attribution,
                     outbound: o.clone(),
-                    inbound: inbound_ref,
+                    inbound: inbound_ref.unwrap_or(InboundRef {
+                        trace_id: None,
+                        span_id: None,
+                        method: None,
+                        path: None,
+                    }),
                     server_span_id: server_span,
                     missing,
                 }));
@@ -658,38 +703,37 @@ impl Correlator {
     }
 }
 
-/// Chooses the inbound request (index into `p.inbound`) an outbound one belongs to; `None` with
-/// `Ambiguous`.
-fn attribute(
+/// Chooses the inbound request an outbound one belongs to among the candidates (in arrival
+/// order); `None` with `Ambiguous`.
+fn attribute<'a>(
     p: &Process,
-    cands: &[usize],
+    cands: &[&'a Inbound],
     o: &Request,
     out_trace: &TraceContext,
-) -> (Attribution, Option<usize>) {
+) -> (Attribution, Option<&'a Inbound>) {
     // 1. A shared trace id; the most recent such request wins.
     let by_trace = cands
         .iter()
         .copied()
-        .filter(|&n| {
-            p.inbound[n]
-                .head
+        .filter(|i| {
+            i.head
                 .as_ref()
                 .is_some_and(|h| h.trace.shares_trace_with(out_trace))
         })
-        .max_by_key(|&n| p.inbound[n].start_ns);
-    if let Some(n) = by_trace {
-        return (Attribution::TraceId, Some(n));
+        .max_by_key(|i| (i.start_ns, i.seq));
+    if let Some(i) = by_trace {
+        return (Attribution::TraceId, Some(i));
     }
-    let is_open = |n: &usize| p.inbound[*n].end_ns.is_none();
+    let is_open = |i: &&Inbound| i.end_ns.is_none();
     // 2a. The same thread read it: strong evidence (thread-per-connection servers, event loops).
     //     The unanswered one wins; several answered ones (keep-alive, grace) cannot be told apart.
-    let same: Vec<usize> = cands
+    let same: Vec<&Inbound> = cands
         .iter()
         .copied()
-        .filter(|&n| p.inbound[n].tid == o.origin.tid)
+        .filter(|i| i.tid == o.origin.tid)
         .collect();
     if !same.is_empty() {
-        let open: Vec<usize> = same.iter().copied().filter(is_open).collect();
+        let open: Vec<&Inbound> = same.iter().copied().filter(is_open).collect();
         return match (same.len(), open.len()) {
             (_, 1) => (Attribution::Thread, Some(open[0])),
             (1, 0) => (Attribution::Thread, Some(same[0])),
@@ -699,10 +743,10 @@ fn attribute(
     // 2b. A thread it spawned, while the request is unanswered. Spawned threads are often shared
     //     workers (Java's HttpClient pool is created by whichever handler called first), so an
     //     answered request is no evidence.
-    let spawned: Vec<usize> = cands
+    let spawned: Vec<&Inbound> = cands
         .iter()
         .copied()
-        .filter(|n| is_open(n) && Correlator::descends_from(p, o.origin.tid, p.inbound[*n].tid))
+        .filter(|i| is_open(i) && Correlator::descends_from(p, o.origin.tid, i.tid))
         .collect();
     if spawned.len() == 1 {
         return (Attribution::Thread, Some(spawned[0]));
@@ -712,7 +756,7 @@ fn attribute(
     if cands.len() == 1 {
         return (Attribution::SingleActive, Some(cands[0]));
     }
-    let open: Vec<usize> = cands.iter().copied().filter(is_open).collect();
+    let open: Vec<&Inbound> = cands.iter().copied().filter(is_open).collect();
     if open.len() == 1 {
         return (Attribution::SingleActive, Some(open[0]));
     }

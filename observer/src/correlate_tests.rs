@@ -2449,3 +2449,26 @@ fn unanswered_request_wins_over_ones_in_grace() {
     let st = sim.c.stats();
     assert_eq!((st.by_ambiguous, st.unattributed), (1, 1));
 }
+
+/// More answered requests in their grace period than the window keeps: a verdict that rests on
+/// the window (single_active here) becomes unknown; a trace id still decides.
+#[test]
+fn overflowing_grace_window_makes_heuristic_verdicts_unknown() {
+    let mut sim = Sim::new();
+    for n in 0..(MAX_ANSWERED as u64 + 10) {
+        let r = sim.inbound(1000 + n as u32, n * 1000, "GET /bulk", "");
+        sim.respond(&r, 1000 + n as u32, n * 1000 + 500);
+    }
+    let _traced = sim.inbound(7, MS, "GET /traced", &b3m(C, C_SPAN));
+    let (_o, out) = sim.outbound(99, 2 * MS, "GET /leaf", "");
+    nothing(out);
+    assert_eq!(sim.c.stats().unknown, 1);
+    // A forwarded trace id is still recognised, and a mismatch by trace-less rules is not claimed.
+    let (_o, out) = sim.outbound(99, 3 * MS, "GET /leaf", &b3m(C, CHILD));
+    nothing(out);
+    let st = sim.c.stats();
+    assert_eq!(
+        (st.propagated, st.by_trace_id, st.breaks_missing),
+        (1, 1, 0)
+    );
+}

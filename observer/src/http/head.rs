@@ -195,6 +195,39 @@ fn framing(
     })
 }
 
+/// Length of a whole chunked body (chunks, last chunk, trailer section and its empty line) at
+/// the start of `buf`; `None` when it does not end within `buf` or is not well formed.
+pub fn chunked_len(buf: &[u8]) -> Option<usize> {
+    let mut at = 0usize;
+    loop {
+        // httparse takes an empty size line for 0.
+        if !buf.get(at)?.is_ascii_hexdigit() {
+            return None;
+        }
+        let Ok(httparse::Status::Complete((n, size))) = httparse::parse_chunk_size(&buf[at..])
+        else {
+            return None;
+        };
+        at += n;
+        if size == 0 {
+            break;
+        }
+        at = at.checked_add(usize::try_from(size).ok()?)?;
+        if buf.get(at..at.checked_add(2)?)? != b"\r\n" {
+            return None;
+        }
+        at += 2;
+    }
+    // Trailer fields, then an empty line.
+    loop {
+        let line = buf.get(at..)?.windows(2).position(|w| w == b"\r\n")?;
+        at += line + 2;
+        if line == 0 {
+            return Some(at);
+        }
+    }
+}
+
 /// Header text for output: printable ASCII only (others become `?`), at most `MAX_TEXT` bytes.
 fn text(value: &[u8]) -> String {
     value

@@ -153,6 +153,9 @@ struct DirAsm {
     damaged: bool,
     /// Body bytes still to skip within records (known lengths only).
     skip: u64,
+    /// What the kernel has left of its head budget after the last record (as `try_data_exit`
+    /// computes it): while it is not 0 the kernel forwards every syscall, body ones included.
+    kernel_budget: u32,
 }
 
 #[derive(Debug)]
@@ -337,18 +340,25 @@ impl Tracker {
             Direction::Egress => &mut conn.egress,
         };
         let mut data = &d.data[..];
+        let before = if d.lost_before { 0 } else { asm.kernel_budget };
+        let forwarding = before > 0;
+        asm.kernel_budget = kernel_budget_after(before, d);
         if asm.first.is_none() {
-            // Between heads: skip what is left of a known-length body, unless the kernel saw a
-            // head start at the beginning of this syscall: it forwards no body-only syscalls after a
-            // complete head, so the rest of the body most likely went by unseen.
-            if d.head_start {
+            // Between heads: skip what is left of a known-length body. When the kernel had
+            // stopped forwarding (the head's syscall ended with CRLFCRLF or the budget ran out) it
+            // forwarded no body-only syscall since, so a head start begins a new head and the rest
+            // of the body went by unseen; while it forwards, this syscall is the next one.
+            let mut head_start = d.head_start;
+            if d.head_start && !forwarding {
                 asm.skip = 0;
             } else if asm.skip > 0 {
                 let n = asm.skip.min(data.len() as u64) as usize;
                 asm.skip = asm.skip.saturating_sub(d.total_len);
                 data = &data[n..];
+                // The syscall began with body: its flag says nothing of what follows.
+                head_start = false;
             }
-            if data.is_empty() || !(d.head_start || head::looks_like_head(data)) {
+            if data.is_empty() || !(head_start || head::looks_like_head(data)) {
                 self.stats.body_records += 1;
                 return;
             }
@@ -420,6 +430,14 @@ impl Tracker {
                     let _ = asm.buf.split_to(len);
                     let body = match &head {
                         Head::Request(r) => r.body,
+                        // The response to HEAD has no body, whatever its framing headers say.
+                        Head::Response(r)
+                            if r.status >= 200
+                                && answers(conn.role, dir, &conn.pending)
+                                    .is_some_and(|m| m == "HEAD") =>
+                        {
+                            Body::Length(0)
+                        }
                         Head::Response(r) => r.body,
                     };
                     match body {
@@ -428,7 +446,18 @@ impl Tracker {
                             let _ = asm.buf.split_to(here as usize);
                             asm.skip = n - here;
                         }
-                        Body::Chunked | Body::UntilClose => {
+                        Body::Chunked => {
+                            // Skipped when it ends within these bytes (a pipelined head may
+                            // follow), else the rest is body.
+                            match head::chunked_len(&asm.buf) {
+                                Some(n) => {
+                                    let _ = asm.buf.split_to(n);
+                                }
+                                None => asm.buf.clear(),
+                            }
+                            asm.skip = 0;
+                        }
+                        Body::UntilClose => {
                             asm.buf.clear();
                             asm.skip = 0;
                         }
@@ -561,7 +590,10 @@ impl Tracker {
                     return;
                 }
                 if resp.status == 101 {
+                    // What follows is another protocol: nothing buffered is a head.
                     conn.upgraded = true;
+                    conn.ingress = DirAsm::default();
+                    conn.egress = DirAsm::default();
                 }
                 if let Some(request) = conn.pending.pop_front() {
                     self.stats.exchanges += 1;
@@ -573,6 +605,38 @@ impl Tracker {
                 }
             }
         }
+    }
+}
+
+/// The method of the request a response read or written this way would answer, if any.
+fn answers<'a>(
+    role: Option<Role>,
+    dir: Direction,
+    pending: &'a VecDeque<Request>,
+) -> Option<&'a str> {
+    let expected = match dir {
+        Direction::Ingress => Role::Client,
+        Direction::Egress => Role::Server,
+    };
+    if role != Some(expected) {
+        return None;
+    }
+    pending.front()?.head.as_ref().map(|h| h.method.as_str())
+}
+
+/// The kernel's head budget after it forwarded `d` (see `try_data_exit`): a head start renews it,
+/// the copied bytes spend it, a syscall ending with CRLFCRLF or cut at the budget ends it. After
+/// lost records it is not known: the caller passes 0 (not forwarding), the cautious guess.
+fn kernel_budget_after(before: u32, d: &Data) -> u32 {
+    let budget = if d.head_start {
+        observer_common::HEAD_MAX
+    } else {
+        before
+    };
+    if d.capped || d.data.ends_with(b"\r\n\r\n") {
+        0
+    } else {
+        budget.saturating_sub(u32::try_from(d.data.len()).unwrap_or(u32::MAX))
     }
 }
 

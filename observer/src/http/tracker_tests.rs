@@ -1966,3 +1966,219 @@ fn body_until_close_is_never_read_as_heads() {
         })
     );
 }
+
+#[test]
+fn response_to_head_has_no_body_even_with_content_length() {
+    // Pipelined HEAD and GET, both responses in one read: the HEAD response's Content-Length
+    // announces the size of a body it does not carry.
+    let mut h = H::new();
+    h.connect(T1, FD, None);
+    let a = h.write(T1, FD, b"HEAD /a HTTP/1.1\r\n\r\nGET /b HTTP/1.1\r\n\r\n");
+    let b = h.read(
+        T2,
+        FD,
+        b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\nHTTP/1.1 201 OK\r\nContent-Length: 2\r\n\r\nok",
+    );
+    let c = h.write(T1, FD, get("/c", &[]));
+    let d = h.read(T2, FD, ok(202, ""));
+    let evs = h.take();
+    assert_eq!(
+        ss(&evs),
+        vec![
+            format!("req 1 Client HEAD /a 100:7#1 {}", o(a)),
+            format!("req 2 Client GET /b 100:7#1 {}", o(a)),
+            format!("exch 1 200 {}", o(b)),
+            format!("exch 2 201 {}", o(b)),
+            format!("req 3 Client GET /c 100:7#1 {}", o(c)),
+            format!("exch 3 202 {}", o(d)),
+        ]
+    );
+    // The response keeps the framing it announced.
+    assert_eq!(exchange(&evs[2]).response.body, head::Body::Length(1000));
+    // Server side, chunked framing announced for HEAD.
+    let mut h = H::new();
+    h.accept(T1, FD, None);
+    let a = h.read(T1, FD, b"HEAD /a HTTP/1.1\r\n\r\nGET /b HTTP/1.1\r\n\r\n");
+    let b = h.write(
+        T1,
+        FD,
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nHTTP/1.1 203 OK\r\nContent-Length: 0\r\n\r\n",
+    );
+    assert_eq!(
+        ss(&h.take()),
+        vec![
+            format!("req 1 Server HEAD /a 100:7#1 {}", o(a)),
+            format!("req 2 Server GET /b 100:7#1 {}", o(a)),
+            format!("exch 1 200 {}", o(b)),
+            format!("exch 2 203 {}", o(b)),
+        ]
+    );
+}
+
+#[test]
+fn chunked_body_followed_by_a_pipelined_head_in_the_same_record() {
+    let mut h = H::new();
+    h.connect(T1, FD, None);
+    let a = h.write(
+        T1,
+        FD,
+        b"POST /a HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n4;ext=1\r\nwiki\r\n0\r\nX-Trailer: t\r\n\r\nGET /b HTTP/1.1\r\n\r\n",
+    );
+    let b = h.read(
+        T2,
+        FD,
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\nA\r\nHTTP/1.1 2\r\n0\r\n\r\nHTTP/1.1 201 OK\r\nContent-Length: 2\r\n\r\nok",
+    );
+    let c = h.write(T1, FD, get("/c", &[]));
+    let d = h.read(T2, FD, ok(202, ""));
+    let evs = h.take();
+    assert_eq!(
+        ss(&evs),
+        vec![
+            format!("req 1 Client POST /a 100:7#1 {}", o(a)),
+            format!("req 2 Client GET /b 100:7#1 {}", o(a)),
+            format!("exch 1 200 {}", o(b)),
+            format!("exch 2 201 {}", o(b)),
+            format!("req 3 Client GET /c 100:7#1 {}", o(c)),
+            format!("exch 3 202 {}", o(d)),
+        ]
+    );
+    // A chunked body that does not end within the record: the rest is body.
+    let mut h = H::new();
+    h.connect(T1, FD, None);
+    h.write(T1, FD, get("/d", &[]));
+    let e = h.read(
+        T2,
+        FD,
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n10\r\nHTTP/1.1 200 OK\r\n",
+    );
+    h.read(T2, FD, b"\r\n0\r\n\r\n");
+    assert_eq!(ss(&h.take())[1..], [format!("exch 1 200 {}", o(e))]);
+    assert_eq!(
+        h.stats(),
+        stats(|s| {
+            s.requests = 1;
+            s.exchanges = 1;
+            s.body_records = 1;
+        })
+    );
+}
+
+#[test]
+fn body_writes_that_look_like_heads_while_the_kernel_still_forwards() {
+    // One byte per write, body "PING!": the kernel cannot see the head's end and forwards every
+    // body byte; "P" is flagged as a possible head start but is body.
+    let mut h = H::new();
+    h.accept(T1, FD, None);
+    let mut first = None;
+    for b in b"POST /a HTTP/1.1\r\nContent-Length: 5\r\n\r\nPING!" {
+        first.get_or_insert(h.read(T1, FD, [*b]));
+    }
+    let mut second = None;
+    for b in b"GET /b HTTP/1.1\r\n\r\n" {
+        second.get_or_insert(h.read(T2, FD, [*b]));
+    }
+    let w1 = h.write(T1, FD, ok(200, ""));
+    let w2 = h.write(T1, FD, ok(201, ""));
+    assert_eq!(
+        ss(&h.take()),
+        vec![
+            format!("req 1 Server POST /a 100:7#1 {}", o(first.unwrap())),
+            format!("req 2 Server GET /b 100:7#1 {}", o(second.unwrap())),
+            format!("exch 1 200 {}", o(w1)),
+            format!("exch 2 201 {}", o(w2)),
+        ]
+    );
+    // A body write that begins like a request line, after a head whose syscall also carried
+    // the start of the body.
+    let mut h = H::new();
+    h.accept(T1, FD, None);
+    let a = h.read(
+        T1,
+        FD,
+        b"POST /a HTTP/1.1\r\nContent-Length: 30\r\n\r\n0123",
+    );
+    h.read(T1, FD, b"GET /in/body HTTP/1.1 xxxxxx");
+    let b = h.read(T1, FD, b"GET /b HTTP/1.1\r\n\r\n");
+    let w1 = h.write(T1, FD, ok(200, ""));
+    let w2 = h.write(T1, FD, ok(201, ""));
+    assert_eq!(
+        ss(&h.take()),
+        vec![
+            format!("req 1 Server POST /a 100:7#1 {}", o(a)),
+            format!("req 2 Server GET /b 100:7#1 {}", o(b)),
+            format!("exch 1 200 {}", o(w1)),
+            format!("exch 2 201 {}", o(w2)),
+        ]
+    );
+    assert_eq!(
+        h.stats(),
+        stats(|s| {
+            s.requests = 2;
+            s.exchanges = 2;
+            s.body_records = 1;
+        })
+    );
+}
+
+#[test]
+fn long_body_beyond_the_kernel_budget_then_the_next_request() {
+    // Head and the start of a 100 KB body in one syscall, the rest in writes of `chunk` bytes:
+    // the kernel forwards up to the head budget (the last one capped, or exactly spending it),
+    // then nothing until the next head.
+    for chunk in [8192, 4096, 1000] {
+        let mut h = H::new();
+        h.accept(T1, FD, None);
+        let head = b"PUT /big HTTP/1.1\r\nContent-Length: 100000\r\n\r\n";
+        let body = noise(7, 100_000);
+        // The first syscall carries `chunk` bytes too.
+        let in_first = chunk - head.len();
+        let mut first = head.to_vec();
+        first.extend_from_slice(&body[..in_first]);
+        let a = h.read(T1, FD, &first);
+        for piece in body[in_first..].chunks(chunk) {
+            h.read(T1, FD, piece);
+        }
+        let b = h.read(T2, FD, get("/next", &[]));
+        let evs = h.take();
+        assert_eq!(
+            ss(&evs),
+            vec![
+                format!("req 1 Server PUT /big 100:7#1 {}", o(a)),
+                format!("req 2 Server GET /next 100:7#1 {}", o(b)),
+            ],
+            "chunk {chunk}"
+        );
+        let forwarded = (HEAD_MAX as usize).div_ceil(chunk) as u64 - 1;
+        assert_eq!(
+            h.stats(),
+            stats(|s| {
+                s.requests = 2;
+                s.body_records = forwarded;
+            }),
+            "chunk {chunk}"
+        );
+    }
+}
+
+#[test]
+fn nothing_of_an_upgraded_connection_is_parsed_not_even_what_followed_101_in_its_record() {
+    let mut h = H::new();
+    h.accept(T1, FD, None);
+    let a = h.read(T1, FD, get("/tunnel", &["Upgrade: custom"]));
+    let b = h.write(
+        T1,
+        FD,
+        b"HTTP/1.1 101 Switching\r\n\r\nHTTP/1.1 custom protocol text",
+    );
+    let c = h.close(T1, FD);
+    assert_eq!(
+        ss(&h.take()),
+        vec![
+            format!("req 1 Server GET /tunnel 100:7#1 {}", o(a)),
+            format!("exch 1 101 {}", o(b)),
+        ],
+        "closed at {c:?}"
+    );
+    assert_eq!(h.stats().unknown_closed_mid_head, 0);
+}
