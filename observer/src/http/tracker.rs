@@ -609,11 +609,7 @@ impl Tracker {
 }
 
 /// The method of the request a response read or written this way would answer, if any.
-fn answers<'a>(
-    role: Option<Role>,
-    dir: Direction,
-    pending: &'a VecDeque<Request>,
-) -> Option<&'a str> {
+fn answers(role: Option<Role>, dir: Direction, pending: &VecDeque<Request>) -> Option<&str> {
     let expected = match dir {
         Direction::Ingress => Role::Client,
         Direction::Egress => Role::Server,

@@ -2182,3 +2182,184 @@ fn nothing_of_an_upgraded_connection_is_parsed_not_even_what_followed_101_in_its
     );
     assert_eq!(h.stats().unknown_closed_mid_head, 0);
 }
+
+#[test]
+fn request_in_three_pieces_at_every_pair_of_split_points() {
+    let raw = get("/3", &[B3]);
+    for i in 1..raw.len() - 1 {
+        for j in i + 1..raw.len() {
+            let mut h = H::new();
+            h.connect(T1, FD, None);
+            let a = h.write(T1, FD, &raw[..i]);
+            h.write(T2, FD, &raw[i..j]);
+            h.write(T3, FD, &raw[j..]);
+            let evs = h.take();
+            assert_eq!(evs.len(), 1, "{i} {j}: {evs:?}");
+            let r = request(&evs[0]);
+            assert_eq!((r.origin, r.role), (a, Role::Client), "{i} {j}");
+            assert_eq!(head_of(r).path, "/3");
+            assert_eq!(trace_id(r), B3_ID, "{i} {j}");
+            assert_eq!(h.stats(), stats(|s| s.requests = 1), "{i} {j}");
+        }
+    }
+}
+
+#[test]
+fn interleaved_connections_directions_and_processes_stay_apart() {
+    let mut h = H::new();
+    let other = 200;
+    h.accept(T1, 3, Some(peer()));
+    h.connect(T2, 4, Some(peer2()));
+    let req3 = get("/on3", &[TRACEPARENT]);
+    let req4 = get("/on4", &[B3]);
+    let req_other = get("/other-pid", &[]);
+    let a = h.read(T1, 3, &req3[..10]);
+    let b = h.write(T2, 4, &req4[..7]);
+    // Same fd number in another process: a pre-existing socket there.
+    let c = h.sys_pid(other, other, 3, false, &req_other[..5]);
+    // The server on fd 3 starts its response before the request is complete: it stays apart.
+    let d = h.write(T1, 3, b"HTTP/1.1 200 OK\r\n");
+    h.read(T3, 3, &req3[10..]);
+    h.write(T2, 4, &req4[7..]);
+    h.sys_pid(other, other, 3, false, &req_other[5..]);
+    h.write(T1, 3, b"Content-Length: 0\r\n\r\n");
+    let e = h.read(T2, 4, ok(204, ""));
+    let evs = h.take();
+    assert_eq!(
+        ss(&evs),
+        vec![
+            format!("req 1 Server GET /on3 100:3#1 {}", o(a)),
+            format!("req 2 Client GET /on4 100:4#2 {}", o(b)),
+            format!("req 3 Server GET /other-pid 200:3#3 {}", o(c)),
+            format!("exch 1 200 100/100@{}", d.ts_ns + 4),
+            format!("exch 2 204 {}", o(e)),
+        ]
+    );
+    assert_eq!(trace_id(request(&evs[0])), TP_ID);
+    assert_eq!(trace_id(request(&evs[1])), B3_ID);
+    assert_eq!(request(&evs[0]).peer, Some(peer()));
+    assert_eq!(request(&evs[1]).peer, Some(peer2()));
+    assert_eq!(h.os.asked, vec![(other, 3)]);
+    assert_eq!(h.t.connections(), 3);
+}
+
+#[test]
+fn query_string_kept_only_when_asked() {
+    for keep_query in [false, true] {
+        let mut h = H::new();
+        h.t = Tracker::new(ParseOptions { keep_query });
+        h.accept(T1, FD, None);
+        h.read(T1, FD, get("/search?q=secret&x=1", &[]));
+        let evs = h.take();
+        let want = if keep_query {
+            "/search?q=secret&x=1"
+        } else {
+            "/search"
+        };
+        assert_eq!(head_of(request(&evs[0])).path, want);
+        assert_eq!(format!("{evs:?}").contains("secret"), keep_query);
+    }
+}
+
+#[test]
+fn upgrade_on_the_client_side() {
+    let mut h = H::new();
+    h.connect(T1, FD, Some(peer()));
+    let a = h.write(
+        T1,
+        FD,
+        get("/ws", &["Upgrade: websocket", "Connection: Upgrade"]),
+    );
+    let b = h.read(
+        T2,
+        FD,
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n",
+    );
+    h.write(T1, FD, get("/frame-that-looks-like-http", &[]));
+    h.read(T2, FD, ok(200, ""));
+    h.close(T1, FD);
+    assert_eq!(
+        ss(&h.take()),
+        vec![
+            format!("req 1 Client GET /ws 100:7#1 {}", o(a)),
+            format!("exch 1 101 {}", o(b)),
+        ]
+    );
+    // A 101 that answers nothing upgrades nothing.
+    let mut h = H::new();
+    h.connect(T1, FD, None);
+    h.read(T1, FD, b"HTTP/1.1 101 Switching Protocols\r\n\r\n");
+    let c = h.write(T1, FD, get("/still-http", &[]));
+    assert_eq!(
+        ss(&h.take()),
+        vec![format!("req 1 Client GET /still-http 100:7#1 {}", o(c))]
+    );
+    assert_eq!(h.stats().unpaired_responses, 1);
+}
+
+#[test]
+fn close_with_a_partial_pipelined_head_after_a_complete_one() {
+    let mut h = H::new();
+    h.connect(T1, FD, None);
+    let a = h.write(T1, FD, b"GET /1 HTTP/1.1\r\n\r\nGET /2 HTTP/1.1\r\nHo");
+    let c = h.close(T2, FD);
+    assert_eq!(
+        ss(&h.take()),
+        vec![
+            format!("req 1 Client GET /1 100:7#1 {}", o(a)),
+            format!("unknown ClosedMidHead Egress Some(Client) 100:7#1 {}", o(a)),
+            format!("abandoned 1 Closed {}", o(c)),
+        ]
+    );
+}
+
+#[test]
+fn chunked_body_length() {
+    let cases: [(&[u8], Option<usize>); 12] = [
+        (b"0\r\n\r\n", Some(5)),
+        (b"0\r\n\r\nGET", Some(5)),
+        (b"5\r\nhello\r\n0\r\n\r\n", Some(15)),
+        (
+            b"5;name=v\r\nhello\r\nA\r\n0123456789\r\n0\r\nT: 1\r\nU: 2\r\n\r\nX",
+            Some(49),
+        ),
+        // Incomplete.
+        (b"", None),
+        (b"5\r\nhel", None),
+        (b"5\r\nhello\r\n0\r\n", None),
+        (b"0\r\nT: 1\r\n", None),
+        // Malformed: no size, data longer than announced, a size too large.
+        (b"\r\n\r\n", None),
+        (b"2\r\nhello\r\n0\r\n\r\n", None),
+        (b"zz\r\n", None),
+        (b"ffffffffffffffff\r\n", None),
+    ];
+    for (buf, want) in cases {
+        assert_eq!(
+            head::chunked_len(buf),
+            want,
+            "{:?}",
+            String::from_utf8_lossy(buf)
+        );
+    }
+}
+
+#[test]
+fn accept_of_a_unix_socket_and_v6_peers() {
+    let mut h = H::new();
+    h.accept(T1, 3, None);
+    let a = h.read(T1, 3, get("/unix", &[]));
+    let o6 = h.at(T1);
+    h.record(raw::conn(KIND_ACCEPT, o6, 4, Some(peer2())));
+    let b = h.read(T1, 4, get("/v6", &[]));
+    let evs = h.take();
+    assert_eq!(
+        ss(&evs),
+        vec![
+            format!("req 1 Server GET /unix 100:3#1 {}", o(a)),
+            format!("req 2 Server GET /v6 100:4#2 {}", o(b)),
+        ]
+    );
+    assert_eq!(request(&evs[0]).peer, None);
+    assert_eq!(request(&evs[1]).peer, Some(peer2()));
+}
