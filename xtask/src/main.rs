@@ -73,6 +73,53 @@ pub fn run(cmd: &mut Command) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Passed and failed test counts, summed over `cargo test` runs.
+#[derive(Default)]
+struct Tally {
+    passed: u64,
+    failed: u64,
+}
+
+impl Tally {
+    /// Runs a `cargo test` command, echoing its output and adding up its `test result:` lines.
+    fn run(&mut self, cmd: &mut Command) -> anyhow::Result<()> {
+        use std::io::{BufRead, BufReader};
+        let desc = format!("{cmd:?}");
+        let mut child = cmd
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .with_context(|| format!("starting {desc}"))?;
+        let stdout = child.stdout.take().context("test stdout")?;
+        for line in BufReader::new(stdout).lines() {
+            let line = line.context("reading test output")?;
+            println!("{line}");
+            if let Some(rest) = line.strip_prefix("test result: ") {
+                let count = |word: &str| -> u64 {
+                    rest.split(';')
+                        .find_map(|part| {
+                            part.trim().strip_suffix(word).map(|n| {
+                                n.trim()
+                                    .trim_start_matches("ok.")
+                                    .trim_start_matches("FAILED.")
+                                    .trim()
+                                    .parse()
+                                    .unwrap_or(0)
+                            })
+                        })
+                        .unwrap_or(0)
+                };
+                self.passed += count("passed");
+                self.failed += count("failed");
+            }
+        }
+        let status = child.wait()?;
+        if !status.success() {
+            bail!("{desc} failed: {status}");
+        }
+        Ok(())
+    }
+}
+
 fn cargo() -> Command {
     let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     c.current_dir(root_dir());
@@ -98,6 +145,19 @@ pub fn build_observer(release: bool) -> anyhow::Result<PathBuf> {
 }
 
 fn test(no_privileged: bool, privileged_only: bool, filter: Option<String>) -> anyhow::Result<()> {
+    let mut tally = Tally::default();
+    let result = test_steps(&mut tally, no_privileged, privileged_only, filter);
+    // One plain closing line with the totals of every test binary that ran.
+    println!("{} passed, {} failed", tally.passed, tally.failed);
+    result
+}
+
+fn test_steps(
+    tally: &mut Tally,
+    no_privileged: bool,
+    privileged_only: bool,
+    filter: Option<String>,
+) -> anyhow::Result<()> {
     if !privileged_only {
         setup::setup()?;
         eprintln!("== cargo fmt --check");
@@ -113,21 +173,20 @@ fn test(no_privileged: bool, privileged_only: bool, filter: Option<String>) -> a
             ])
             .args(["--", "-D", "warnings"]))?;
         // The kernel crate only builds for the BPF target, with the nightly's build-std.
-        run(cargo()
+        run(Command::new("rustup")
             .current_dir(root_dir().join("observer-ebpf"))
             .env("CARGO_TARGET_DIR", root_dir().join("target/bpf-clippy"))
             .args([
-                "+nightly",
+                "run",
+                "nightly",
+                "cargo",
                 "clippy",
                 "--target",
                 "bpfel-unknown-none",
-                "-Z",
-                "build-std=core",
-                "--bins",
             ])
-            .args(["--", "-D", "warnings"]))?;
+            .args(["-Z", "build-std=core", "--bins", "--", "-D", "warnings"]))?;
         eprintln!("== unit tests");
-        run(cargo().args(["test", "--workspace", "--exclude", "observer-tests"]))?;
+        tally.run(cargo().args(["test", "--workspace", "--exclude", "observer-tests"]))?;
         if no_privileged {
             return Ok(());
         }
@@ -135,7 +194,14 @@ fn test(no_privileged: bool, privileged_only: bool, filter: Option<String>) -> a
     eprintln!("== privileged end-to-end tests (real kernel, real servers and clients)");
     let bin = build_observer(true)?;
     // Build the test binary as the invoking user, then run it as root.
-    run(cargo().args(["test", "--package", "observer-tests", "--no-run"]))?;
+    run(cargo().args([
+        "test",
+        "--package",
+        "observer-tests",
+        "--test",
+        "e2e",
+        "--no-run",
+    ]))?;
     let mut c = if is_root() {
         cargo()
     } else {
@@ -150,6 +216,8 @@ fn test(no_privileged: bool, privileged_only: bool, filter: Option<String>) -> a
         "test",
         "--package",
         "observer-tests",
+        "--test",
+        "e2e",
         "--",
         "--test-threads=1",
     ]);
@@ -157,7 +225,7 @@ fn test(no_privileged: bool, privileged_only: bool, filter: Option<String>) -> a
         c.arg(f);
     }
     c.env("OBSERVER_BIN", &bin);
-    run(&mut c)
+    tally.run(&mut c)
 }
 
 fn install() -> anyhow::Result<()> {
