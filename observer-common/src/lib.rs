@@ -33,7 +33,8 @@ pub mod flags {
     pub const WRITE: u32 = 1 << 0;
     /// The bytes begin like an HTTP/1.x request line or status line.
     pub const HEAD_START: u32 = 1 << 1;
-    /// The message's head budget ran out: bytes of this syscall were not copied.
+    /// The message's head budget ran out before the end of the head was seen: what follows
+    /// (in this syscall or later ones) was not copied.
     pub const CAPPED: u32 = 1 << 2;
     /// The syscall had more iovec segments than `MAX_IOV`; the rest were not copied.
     pub const IOV_CUT: u32 = 1 << 3;
@@ -61,7 +62,8 @@ pub mod sys {
 pub mod stat {
     /// Records that did not fit in the ring buffer and were dropped.
     pub const RINGBUF_DROPS: u32 = 0;
-    /// Syscalls whose bytes were cut at the 16 KiB head budget.
+    /// Heads whose 16 KiB budget ran out before their end was seen (or that came with a body
+    /// longer than the budget in the same syscall).
     pub const CAPPED: u32 = 1;
     /// Syscalls with more than `MAX_IOV` iovec segments.
     pub const IOV_CUT: u32 = 2;

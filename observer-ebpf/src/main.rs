@@ -440,14 +440,20 @@ fn try_data_exit(ctx: &TracePointContext, shape: u8) -> Result<(), i64> {
     };
     let copied = if copied > HEAD_MAX { HEAD_MAX } else { copied };
 
-    // The head is complete when these bytes end with CRLF CRLF; otherwise it may go on.
+    // The head is complete when these bytes end with CRLF CRLF; otherwise it may go on, until
+    // the budget is spent: then the head is cut (CAPPED), whether or not this syscall had more.
     let mut remaining = budget - copied;
+    let mut ended = false;
     if copied >= 4 {
         let tail = unsafe { scratch.add(DATA_HDR + ((copied - 4) & HEAD_MASK) as usize) };
         let tail = unsafe { core::ptr::read_unaligned(tail as *const [u8; 4]) };
-        if tail == *b"\r\n\r\n" {
-            remaining = 0;
-        }
+        ended = tail == *b"\r\n\r\n";
+    }
+    if ended {
+        remaining = 0;
+    } else if remaining == 0 && rec_flags & flags::CAPPED == 0 {
+        rec_flags |= flags::CAPPED;
+        count(stat::CAPPED, 1);
     }
     if rec_flags & flags::CAPPED != 0 {
         remaining = 0;

@@ -257,3 +257,79 @@ fn nginx_workers_started_before_attach_proxy_trace_ids() {
     assert_eq!(r.summary()["propagated"], 2, "{}", r.dump());
     drop(backend);
 }
+
+/// Heads as real clients can send them: over 20 iovec segments in one `sendmsg`, split over
+/// several `send` calls, with a 15 KB cookie before the trace headers, and one longer than the
+/// 16 KiB budget, which must be reported as truncated (a span without a readable head), not guessed.
+#[test]
+fn heads_over_iovecs_split_writes_and_the_16k_budget() {
+    if !privileged() {
+        return;
+    }
+    let (server, port) = svc("py", None, &[]);
+    let script = format!(
+        r#"import socket, sys, time
+sys.stdin.readline()
+def head(trace, cookie_len):
+    return ('GET /leaf HTTP/1.1\r\nHost: t\r\nCookie: c=' + 'k' * cookie_len + '\r\n'
+            'traceparent: 00-' + trace + '-b7ad6b7169203331-01\r\n\r\n').encode()
+def exchange(send):
+    s = socket.create_connection(('127.0.0.1', {port}))
+    send(s)
+    data = b''
+    while b'\r\n\r\n' not in data:
+        chunk = s.recv(65536)
+        if not chunk: break
+        data += chunk
+    s.close()
+    assert data.startswith(b'HTTP/1.1 200'), data[:40]
+h = head('%032x' % 1, 2000)
+exchange(lambda s: s.sendmsg([h[i::1][0:0] + h[i * len(h) // 20:(i + 1) * len(h) // 20] for i in range(20)]))
+h = head('%032x' % 2, 3000)
+def split(s):
+    for part in (h[:7], h[7:900], h[900:]):
+        s.send(part); time.sleep(0.05)
+exchange(split)
+exchange(lambda s: s.sendall(head('%032x' % 3, 15000)))
+exchange(lambda s: s.sendall(head('%032x' % 4, 20000)))
+"#
+    );
+    let mut client = Proc {
+        child: Command::new("python3")
+            .args(["-c", &script])
+            .stdin(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    };
+    let obs = Observer::for_pids(&[server.pid()], &[]);
+    client
+        .child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"go\n")
+        .unwrap();
+    assert!(client.child.wait().unwrap().success(), "client failed");
+    let r = obs.stop();
+    let spans = r.spans("server", server.pid());
+    let traces: Vec<String> = spans
+        .iter()
+        .map(|s| s["trace_id"].as_str().unwrap_or("null").to_owned())
+        .collect();
+    let expected: Vec<String> = vec![
+        format!("{:032x}", 1),
+        format!("{:032x}", 2),
+        format!("{:032x}", 3),
+        "null".to_owned(),
+    ];
+    assert_eq!(traces, expected, "{}", r.dump());
+    assert!(
+        spans[3]["method"].is_null(),
+        "the truncated head is not guessed: {}",
+        spans[3]
+    );
+    let capture = &r.summary()["capture"];
+    assert_eq!(capture["truncated_heads"], 1, "{}", r.dump());
+    assert_eq!(capture["ringbuf_drops"], 0);
+    assert!(capture["capped"].as_u64().unwrap() >= 1, "{}", r.dump());
+}
