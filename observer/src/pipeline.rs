@@ -96,11 +96,11 @@ impl Pipeline {
     pub fn on_event(&mut self, ev: &Event, os: &mut dyn ProcView, out: &mut Vec<Record>) {
         self.records += 1;
         if let Event::Data(d) = ev {
+            // Never the bytes themselves: they hold cookies, tokens and query strings.
             tracing::trace!(
                 pid = d.origin.pid, tid = d.origin.tid, fd = d.fd, dir = ?d.direction, sys = ?d.syscall,
-                head_start = d.head_start, total = d.total_len, lost = d.lost_before, capped = d.capped,
-                data = %String::from_utf8_lossy(&d.data[..d.data.len().min(60)]).escape_debug(),
-                "data record"
+                head_start = d.head_start, total = d.total_len, copied = d.data.len(), lost = d.lost_before,
+                capped = d.capped, "data record"
             );
         } else {
             tracing::trace!(event = ?ev, "record");

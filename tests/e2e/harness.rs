@@ -155,10 +155,16 @@ pub struct Observer {
 impl Observer {
     /// Starts `observer --output json ARGS` and waits for its ready record.
     pub fn start(args: &[String]) -> Observer {
+        Observer::start_with_env(args, &[])
+    }
+
+    /// Like `start`, with extra environment variables (e.g. `RUST_LOG`).
+    pub fn start_with_env(args: &[String], env: &[(&str, &str)]) -> Observer {
         let bin = std::env::var("OBSERVER_BIN").expect("OBSERVER_BIN");
         let mut child = Command::new(&bin)
             .args(["--output", "json"])
             .args(args)
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -307,11 +313,26 @@ pub fn curl(url: &str, headers: &[(&str, &str)]) -> u16 {
         .unwrap_or(0)
 }
 
-/// An nginx reverse proxy to `backend` on loopback, started (with its workers) now.
+/// An nginx reverse proxy to `backend` on loopback, started (with its workers) now. Dropping it
+/// stops the master gracefully and kills any worker left, so no process outlives the test.
 pub struct Nginx {
     pub master: Proc,
     pub port: u16,
     _dir: TempDir,
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let workers = children(self.master.pid());
+        signal(self.master.pid(), "TERM");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline && !matches!(self.master.child.try_wait(), Ok(Some(_))) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        for w in workers {
+            signal(w, "KILL");
+        }
+    }
 }
 
 pub fn free_port() -> u16 {
@@ -340,6 +361,7 @@ pub fn nginx(backend: u16) -> Nginx {
         .arg(&conf_path)
         .arg("-p")
         .arg(&dir.path)
+        .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()
         .expect("nginx (installed by `cargo xtask setup`)");

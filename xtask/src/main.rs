@@ -82,41 +82,65 @@ struct Tally {
 
 impl Tally {
     /// Runs a `cargo test` command, echoing its output and adding up its `test result:` lines.
+    /// Reading stops once the command has exited, even if a stray grandchild still holds its
+    /// stdout open.
     fn run(&mut self, cmd: &mut Command) -> anyhow::Result<()> {
         use std::io::{BufRead, BufReader};
+        use std::sync::mpsc;
+        use std::time::Duration;
         let desc = format!("{cmd:?}");
         let mut child = cmd
             .stdout(std::process::Stdio::piped())
             .spawn()
             .with_context(|| format!("starting {desc}"))?;
         let stdout = child.stdout.take().context("test stdout")?;
-        for line in BufReader::new(stdout).lines() {
-            let line = line.context("reading test output")?;
-            println!("{line}");
-            if let Some(rest) = line.strip_prefix("test result: ") {
-                let count = |word: &str| -> u64 {
-                    rest.split(';')
-                        .find_map(|part| {
-                            part.trim().strip_suffix(word).map(|n| {
-                                n.trim()
-                                    .trim_start_matches("ok.")
-                                    .trim_start_matches("FAILED.")
-                                    .trim()
-                                    .parse()
-                                    .unwrap_or(0)
-                            })
-                        })
-                        .unwrap_or(0)
-                };
-                self.passed += count("passed");
-                self.failed += count("failed");
+        let (tx, rx) = mpsc::channel::<String>();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
             }
-        }
-        let status = child.wait()?;
+        });
+        let status = loop {
+            match rx.recv_timeout(Duration::from_millis(200)) {
+                Ok(line) => self.line(&line),
+                Err(mpsc::RecvTimeoutError::Disconnected) => break child.wait()?,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    if let Some(status) = child.try_wait()? {
+                        while let Ok(line) = rx.recv_timeout(Duration::from_millis(500)) {
+                            self.line(&line);
+                        }
+                        break status;
+                    }
+                }
+            }
+        };
         if !status.success() {
             bail!("{desc} failed: {status}");
         }
         Ok(())
+    }
+
+    fn line(&mut self, line: &str) {
+        println!("{line}");
+        if let Some(rest) = line.strip_prefix("test result: ") {
+            let count = |word: &str| -> u64 {
+                rest.split(';')
+                    .find_map(|part| {
+                        let n = part.trim().strip_suffix(word)?;
+                        n.trim()
+                            .trim_start_matches("ok.")
+                            .trim_start_matches("FAILED.")
+                            .trim()
+                            .parse()
+                            .ok()
+                    })
+                    .unwrap_or(0)
+            };
+            self.passed += count("passed");
+            self.failed += count("failed");
+        }
     }
 }
 
