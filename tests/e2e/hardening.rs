@@ -308,3 +308,64 @@ fn target_killed_mid_request_and_fork_storm() {
     assert_eq!(r.summary()["capture"]["decode_errors"], 0);
     drop((leaf, middle));
 }
+
+/// A burst that overflows the ring buffer while the observer cannot read (it is stopped): the
+/// loss is counted, nothing false is claimed from the gaps, and capture recovers afterwards.
+#[test]
+fn ring_buffer_overflow_is_reported_and_capture_recovers() {
+    if !privileged() {
+        return;
+    }
+    let (backend, backend_port) = svc("py", None, &[]);
+    let nginx = nginx(backend_port);
+    let obs = Observer::for_pids(&[nginx.master.pid()], &["--ring-buffer-mib", "1"]);
+    signal(obs.pid(), "STOP");
+    let burst = Command::new("wrk")
+        .args([
+            "-t1",
+            "-c8",
+            "-d3s",
+            "-H",
+            &format!("x-b3-traceid: {TRACE}"),
+            "-H",
+            &format!("x-b3-spanid: {SPAN}"),
+        ])
+        .arg(format!("http://127.0.0.1:{}/fast", nginx.port))
+        .stdout(Stdio::null())
+        .status()
+        .expect("wrk (installed by cargo xtask setup)");
+    assert!(burst.success());
+    signal(obs.pid(), "CONT");
+    std::thread::sleep(Duration::from_millis(1500));
+    // After the burst: an ordinary request is seen whole.
+    let after = "0af7651916cd43dd8448eb211c80319c";
+    let tp = format!("00-{after}-b7ad6b7169203331-01");
+    assert_eq!(
+        curl(
+            &format!("http://127.0.0.1:{}/leaf", nginx.port),
+            &[("traceparent", &tp)]
+        ),
+        200
+    );
+    let r = obs.stop();
+    let s = r.summary();
+    assert!(
+        s["capture"]["ringbuf_drops"].as_u64().unwrap() > 0,
+        "the burst must overflow 1 MiB: {s}"
+    );
+    assert!(
+        r.breaks().is_empty(),
+        "no break from the gaps: {:?}",
+        r.breaks()
+    );
+    let spans = r.of_type("span");
+    for kind in ["server", "client"] {
+        assert!(
+            spans
+                .iter()
+                .any(|x| x["kind"] == kind && x["trace_id"] == after),
+            "capture recovered ({kind} span of the request after the burst): {s}"
+        );
+    }
+    drop(backend);
+}

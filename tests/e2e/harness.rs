@@ -256,6 +256,13 @@ impl Observer {
             last["type"], "summary",
             "last record must be the summary; stderr: {stderr}"
         );
+        // Shown with --nocapture: the figures behind the precision/recall notes.
+        let breaks: Vec<String> = all
+            .iter()
+            .filter(|v| v["type"] == "break")
+            .map(|b| format!("{}/{}", b["reason"], b["attribution"]))
+            .collect();
+        eprintln!("observer summary: {last} breaks: {breaks:?}");
         Records { all, stderr }
     }
 }
@@ -351,7 +358,7 @@ pub fn nginx(backend: u16) -> Nginx {
          http {{\n  access_log off;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n  fastcgi_temp_path {d}/fcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n\
            large_client_header_buffers 4 32k;\n\
            upstream backend {{ server 127.0.0.1:{backend}; keepalive 8; }}\n\
-           server {{\n    listen 127.0.0.1:{port};\n    location / {{\n      proxy_pass http://backend;\n      proxy_http_version 1.1;\n      proxy_set_header Connection \"\";\n    }}\n  }}\n}}\n",
+           server {{\n    listen 127.0.0.1:{port};\n    location = /fast {{ return 200 \"ok\"; }}\n    location / {{\n      proxy_pass http://backend;\n      proxy_http_version 1.1;\n      proxy_set_header Connection \"\";\n    }}\n  }}\n}}\n",
         d = dir.path.display()
     );
     let conf_path = dir.path.join("nginx.conf");

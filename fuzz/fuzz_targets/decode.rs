@@ -1,0 +1,5 @@
+#![no_main]
+use libfuzzer_sys::fuzz_target;
+fuzz_target!(|data: &[u8]| {
+    let _ = observer::capture::record::decode(data.to_vec());
+});
