@@ -1,5 +1,6 @@
+//! Arbitrary bytes as one ring-buffer record into `capture::record::decode`.
 #![no_main]
+
 use libfuzzer_sys::fuzz_target;
-fuzz_target!(|data: &[u8]| {
-    let _ = observer::capture::record::decode(data.to_vec());
-});
+
+fuzz_target!(|data: &[u8]| observer_fuzz::records::check_bytes(data));

@@ -6,9 +6,11 @@
 //! * transforms (pure, no I/O): [`http::tracker`] reassembles heads and pairs exchanges,
 //!   [`correlate`] relates inbound to outbound requests and finds propagation breaks,
 //!   [`pipeline`] joins them and turns findings into records;
-//! * sinks: [`output`] renders records as JSON lines or readable lines.
+//! * sinks: [`output`] renders records as JSON lines or readable lines; [`export`] sends them over
+//!   OTLP.
 pub mod capture;
 pub mod correlate;
+pub mod export;
 pub mod http;
 pub mod output;
 pub mod pipeline;

@@ -10,6 +10,7 @@ use observer::capture::preflight::{self, LinuxHost};
 use observer::capture::reader::RingReader;
 use observer::capture::record;
 use observer::correlate::{self, RandomIds};
+use observer::export::{self, Exporter};
 use observer::http::head::ParseOptions;
 use observer::output::{self, Format, Record};
 use observer::pipeline::Pipeline;
@@ -43,6 +44,13 @@ struct Args {
     /// How long after its response an inbound request still counts as active, in milliseconds.
     #[arg(long, default_value_t = 100)]
     grace_ms: u64,
+    /// OTLP endpoint (e.g. http://localhost:4318); the OTEL_EXPORTER_OTLP_* variables apply too.
+    /// Without any endpoint nothing is exported.
+    #[arg(long, value_name = "URL")]
+    otlp_endpoint: Option<String>,
+    /// service.name for everything observed (default: each process's name).
+    #[arg(long, value_name = "NAME")]
+    service_name: Option<String>,
     /// Ring buffer size in MiB (a power of two).
     #[arg(long, default_value_t = 16, value_parser = parse_ring_mib)]
     ring_buffer_mib: u32,
@@ -103,6 +111,8 @@ impl Sink {
 const DRAIN_BATCH: usize = 8192;
 
 async fn run(args: Args) -> anyhow::Result<()> {
+    let export =
+        export::config::from_env(args.otlp_endpoint.as_deref(), &|k| std::env::var(k).ok())?;
     preflight::check(&LinuxHost, &args.pids)?;
     let procfs = Procfs::default();
     let mut pids = Vec::new();
@@ -135,7 +145,18 @@ async fn run(args: Args) -> anyhow::Result<()> {
         Box::new(RandomIds),
         wall_offset_ns()?,
     );
+    pipeline.set_service_name(args.service_name.clone());
     let mut os = procfs;
+    let exporter = export.map(|cfg| {
+        let host_name = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_owned())
+            .unwrap_or_default();
+        let host = export::convert::HostInfo {
+            host_name,
+            extra: cfg.resource.clone(),
+        };
+        Exporter::start(cfg, host)
+    });
     let mut sink = Sink {
         out: std::io::BufWriter::new(std::io::stdout()),
         colour: args.output == Format::Pretty && std::io::stdout().is_terminal(),
@@ -184,10 +205,16 @@ async fn run(args: Args) -> anyhow::Result<()> {
             _ = tick.tick() => {
                 pipeline.on_drop_check(capture.counters()?, &mut records);
                 capture.flush_kernel_log();
+                if let Some(x) = &exporter {
+                    x.capture_stats(&pipeline.summary());
+                }
             }
             _ = sigint.recv() => break,
             _ = sigterm.recv() => break,
             _ = &mut until => break,
+        }
+        if let Some(x) = &exporter {
+            records.iter().for_each(|r| x.record(r));
         }
         if !sink.write(&mut records)? {
             return Ok(());
@@ -201,7 +228,13 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .1
     {}
     pipeline.on_drop_check(capture.counters()?, &mut records);
-    records.push(Record::Summary(pipeline.summary()));
+    let summary = pipeline.summary();
+    if let Some(x) = exporter {
+        records.iter().for_each(|r| x.record(r));
+        x.capture_stats(&summary);
+        x.shutdown(Duration::from_secs(5)).await;
+    }
+    records.push(Record::Summary(summary));
     sink.write(&mut records)?;
     Ok(())
 }

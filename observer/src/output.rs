@@ -6,6 +6,18 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
+/// What is known of an observed process, for OTLP resources.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProcessMeta {
+    pub pid: u32,
+    /// `service.name`: `--service-name`, else the process name.
+    pub service: String,
+    /// The executable's file name (`/proc/PID/exe`).
+    pub executable: Option<String>,
+    /// The command it was started with (argv[0]).
+    pub command: Option<String>,
+}
+
 /// A complete exchange seen by one process.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SpanRecord {
@@ -29,6 +41,8 @@ pub struct SpanRecord {
     pub attribution: Option<&'static str>,
     #[serde(skip)]
     pub user_agent: Option<String>,
+    #[serde(skip)]
+    pub process: std::sync::Arc<ProcessMeta>,
     #[serde(skip)]
     pub start_unix_ns: u64,
     #[serde(skip)]
@@ -66,6 +80,8 @@ pub struct BreakRecord {
     pub time: String,
     #[serde(skip)]
     pub server_span_id: Option<String>,
+    #[serde(skip)]
+    pub process: std::sync::Arc<ProcessMeta>,
     #[serde(skip)]
     pub time_unix_ns: u64,
 }

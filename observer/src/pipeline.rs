@@ -3,20 +3,31 @@
 //! counters through [`Pipeline::on_drop_check`], and clock conversion from a fixed offset.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use crate::capture::record::Event;
 use crate::correlate::{Break, BreakReason, Config, Correlator, Finding, IdSource, Span};
 use crate::http::head::ParseOptions;
 use crate::http::tracker::{HttpEvent, Role, SocketLookup, Tracker, TrackerStats};
 use crate::output::{
-    BreakCounts, BreakInbound, BreakOutbound, BreakRecord, CaptureCounts, Record, SpanRecord,
-    SummaryRecord, rfc3339,
+    BreakCounts, BreakInbound, BreakOutbound, BreakRecord, CaptureCounts, ProcessMeta, Record,
+    SpanRecord, SummaryRecord, rfc3339,
 };
 
 /// What the pipeline asks the operating system.
 pub trait ProcView: SocketLookup {
     /// The name a process is reported under.
     fn service_name(&mut self, pid: u32) -> String;
+
+    /// What is known of the process for OTLP resources; by default only its name.
+    fn process(&mut self, pid: u32) -> ProcessMeta {
+        ProcessMeta {
+            pid,
+            service: self.service_name(pid),
+            executable: None,
+            command: None,
+        }
+    }
 }
 
 /// Kernel-side counters, as read from the stats map.
@@ -31,7 +42,9 @@ pub struct KernelCounters {
 pub struct Pipeline {
     tracker: Tracker,
     correlator: Correlator,
-    names: HashMap<u32, String>,
+    names: HashMap<u32, Arc<ProcessMeta>>,
+    /// `--service-name`: replaces every process name as `service`.
+    service_override: Option<String>,
     /// Breaks waiting for a drop check taken after them.
     held: Vec<BreakRecord>,
     held_reasons: Vec<BreakReason>,
@@ -56,6 +69,7 @@ impl Pipeline {
             tracker: Tracker::new(parse),
             correlator: Correlator::new(cfg, ids),
             names: HashMap::new(),
+            service_override: None,
             held: Vec::new(),
             held_reasons: Vec::new(),
             drops_seen: 0,
@@ -84,10 +98,22 @@ impl Pipeline {
         (i128::from(mono_ns) + self.wall_offset_ns).clamp(0, i128::from(u64::MAX)) as u64
     }
 
-    fn name(&mut self, pid: u32, os: &mut dyn ProcView) -> String {
+    /// Reports every process under this service name (`--service-name`).
+    pub fn set_service_name(&mut self, name: Option<String>) {
+        self.service_override = name;
+    }
+
+    fn meta(&mut self, pid: u32, os: &mut dyn ProcView) -> Arc<ProcessMeta> {
+        let service = &self.service_override;
         self.names
             .entry(pid)
-            .or_insert_with(|| os.service_name(pid))
+            .or_insert_with(|| {
+                let mut m = os.process(pid);
+                if let Some(s) = service {
+                    m.service = s.clone();
+                }
+                Arc::new(m)
+            })
             .clone()
     }
 
@@ -107,7 +133,7 @@ impl Pipeline {
         }
         let origin = ev.origin();
         // Resolve the name while the process is certainly alive.
-        let _ = self.name(origin.pid, os);
+        let _ = self.meta(origin.pid, os);
         match ev {
             Event::Fork { origin, child_tid } => {
                 self.correlator.on_fork(origin.pid, origin.tid, *child_tid)
@@ -198,6 +224,7 @@ impl Pipeline {
         let x = &s.exchange;
         let r = &x.request;
         let head = r.head.as_deref();
+        let process = self.meta(r.conn.pid, os);
         let start = self.wall(r.origin.ts_ns);
         let end = self.wall(x.end.ts_ns.max(r.origin.ts_ns));
         SpanRecord {
@@ -207,7 +234,7 @@ impl Pipeline {
             },
             pid: r.conn.pid,
             tid: r.origin.tid,
-            service: self.name(r.conn.pid, os),
+            service: process.service.clone(),
             method: head.map(|h| h.method.clone()),
             path: head.map(|h| h.path.clone()),
             host: head.and_then(|h| h.host.clone()),
@@ -220,6 +247,7 @@ impl Pipeline {
             duration_ms: (end - start) as f64 / 1e6,
             attribution: s.attribution.map(|a| a.as_str()),
             user_agent: head.and_then(|h| h.user_agent.clone()),
+            process: Arc::clone(&process),
             start_unix_ns: start,
             end_unix_ns: end,
         }
@@ -228,13 +256,14 @@ impl Pipeline {
     fn break_record(&mut self, b: &Break, os: &mut dyn ProcView) -> BreakRecord {
         let o = &b.outbound;
         let head = o.head.as_deref();
+        let process = self.meta(o.conn.pid, os);
         let time = self.wall(o.origin.ts_ns);
         BreakRecord {
             reason: b.reason.as_str(),
             attribution: b.attribution.as_str(),
             pid: o.conn.pid,
             tid: o.origin.tid,
-            service: self.name(o.conn.pid, os),
+            service: process.service.clone(),
             inbound: BreakInbound {
                 trace_id: b.inbound.trace_id.as_ref().map(|t| t.as_wire().to_owned()),
                 span_id: b.inbound.span_id.map(|s| s.to_string()),
@@ -253,6 +282,7 @@ impl Pipeline {
             missing: b.missing.iter().map(|h| h.name()).collect(),
             time: rfc3339(time),
             server_span_id: b.server_span_id.map(|s| s.to_string()),
+            process: Arc::clone(&process),
             time_unix_ns: time,
         }
     }

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use procfs::process::{FDTarget, Process};
 
 use crate::http::tracker::{FdKind, SocketLookup};
+use crate::output::ProcessMeta;
 use crate::pipeline::ProcView;
 
 /// `/proc` (or a host's `/proc` mounted elsewhere).
@@ -29,7 +30,7 @@ impl Procfs {
         Procfs { root: root.into() }
     }
 
-    fn process(&self, pid: u32) -> Option<Process> {
+    fn handle(&self, pid: u32) -> Option<Process> {
         Process::new_with_root(self.root.join(pid.to_string())).ok()
     }
 
@@ -77,7 +78,7 @@ impl Procfs {
 
 impl SocketLookup for Procfs {
     fn lookup(&mut self, pid: u32, fd: i32) -> FdKind {
-        let Some(proc) = self.process(pid) else {
+        let Some(proc) = self.handle(pid) else {
             return FdKind::Unknown;
         };
         let Ok(fd) = u32::try_from(fd) else {
@@ -96,6 +97,27 @@ impl SocketLookup for Procfs {
 }
 
 impl ProcView for Procfs {
+    fn process(&mut self, pid: u32) -> ProcessMeta {
+        let dir = self.root.join(pid.to_string());
+        let executable = std::fs::read_link(dir.join("exe"))
+            .ok()
+            .and_then(|p| p.file_name().map(|f| f.to_string_lossy().into_owned()));
+        let command = std::fs::read(dir.join("cmdline"))
+            .ok()
+            .and_then(|c| {
+                c.split(|&b| b == 0)
+                    .next()
+                    .map(|a| String::from_utf8_lossy(a).into_owned())
+            })
+            .filter(|c| !c.is_empty());
+        ProcessMeta {
+            pid,
+            service: self.service_name(pid),
+            executable,
+            command,
+        }
+    }
+
     fn service_name(&mut self, pid: u32) -> String {
         std::fs::read_to_string(self.root.join(pid.to_string()).join("comm"))
             .map(|s| s.trim().to_owned())

@@ -1,0 +1,388 @@
+use super::*;
+use std::sync::Arc;
+
+use crate::output::{BreakInbound, BreakOutbound};
+
+fn meta(pid: u32, service: &str) -> Arc<ProcessMeta> {
+    Arc::new(ProcessMeta {
+        pid,
+        service: service.into(),
+        executable: Some("python3.11".into()),
+        command: Some("python3".into()),
+    })
+}
+
+fn span_rec(pid: u32, kind: &'static str, status: u16, span_id: &str) -> SpanRecord {
+    SpanRecord {
+        kind,
+        pid,
+        tid: pid + 1,
+        service: "orders".into(),
+        method: Some("GET".into()),
+        path: Some("/stock".into()),
+        host: Some("inventory:8080".into()),
+        status,
+        peer: Some("10.1.2.3:8080".into()),
+        trace_id: Some("4bf92f3577b34da6a3ce929d0e0e4736".into()),
+        span_id: span_id.into(),
+        parent_span_id: Some("00f067aa0ba902b7".into()),
+        start: String::new(),
+        duration_ms: 1.0,
+        attribution: if kind == "client" {
+            Some("thread")
+        } else {
+            None
+        },
+        user_agent: Some("curl/8".into()),
+        process: meta(pid, "orders"),
+        start_unix_ns: 1_000,
+        end_unix_ns: 2_000,
+    }
+}
+
+fn break_rec(pid: u32, server_span: &str) -> BreakRecord {
+    BreakRecord {
+        reason: "missing",
+        attribution: "thread",
+        pid,
+        tid: pid + 1,
+        service: "orders".into(),
+        inbound: BreakInbound {
+            trace_id: Some("4bf92f3577b34da6a3ce929d0e0e4736".into()),
+            span_id: Some("00f067aa0ba902b7".into()),
+            method: Some("GET".into()),
+            path: Some("/orders".into()),
+        },
+        outbound: BreakOutbound {
+            method: "GET".into(),
+            path: "/stock".into(),
+            host: Some("inventory:8080".into()),
+            peer: Some("10.1.2.3:8080".into()),
+            trace_id: None,
+        },
+        missing: vec!["traceparent", "tracestate"],
+        time: String::new(),
+        server_span_id: Some(server_span.into()),
+        process: meta(pid, "orders"),
+        time_unix_ns: 1_500,
+    }
+}
+
+fn attr<'a>(attrs: &'a [KeyValue], key: &str) -> Option<&'a any_value::Value> {
+    attrs
+        .iter()
+        .find(|a| a.key == key)
+        .and_then(|a| a.value.as_ref())
+        .and_then(|v| v.value.as_ref())
+}
+
+fn host() -> HostInfo {
+    HostInfo {
+        host_name: "node-1".into(),
+        extra: vec![
+            ("deployment.environment".into(), "prod".into()),
+            ("service.name".into(), "ignored".into()),
+        ],
+    }
+}
+
+#[test]
+fn ids_as_bytes() {
+    assert_eq!(
+        trace_id_bytes("4bf92f3577b34da6a3ce929d0e0e4736")
+            .unwrap()
+            .len(),
+        16
+    );
+    let short = trace_id_bytes("463ac35c9f6413ad").unwrap();
+    assert_eq!(&short[..8], &[0; 8], "64-bit B3 ids are left-padded");
+    assert_eq!(trace_id_bytes("0"), None);
+    assert_eq!(trace_id_bytes("zz"), None);
+    assert_eq!(
+        span_id_bytes("00f067aa0ba902b7").unwrap(),
+        vec![0, 0xf0, 0x67, 0xaa, 0x0b, 0xa9, 0x02, 0xb7]
+    );
+}
+
+#[test]
+fn server_span_follows_http_semantic_conventions() {
+    let sp = span(&span_rec(7, "server", 200, "53995c3f42cd8ad8"));
+    assert_eq!(sp.name, "GET");
+    assert_eq!(sp.kind, span::SpanKind::Server as i32);
+    assert_eq!(
+        sp.trace_id,
+        trace_id_bytes("4bf92f3577b34da6a3ce929d0e0e4736").unwrap()
+    );
+    assert_eq!(
+        sp.parent_span_id,
+        span_id_bytes("00f067aa0ba902b7").unwrap()
+    );
+    assert_eq!(
+        (sp.start_time_unix_nano, sp.end_time_unix_nano),
+        (1_000, 2_000)
+    );
+    let a = &sp.attributes;
+    assert_eq!(
+        attr(a, "http.request.method"),
+        Some(&any_value::Value::StringValue("GET".into()))
+    );
+    assert_eq!(
+        attr(a, "url.path"),
+        Some(&any_value::Value::StringValue("/stock".into()))
+    );
+    assert_eq!(
+        attr(a, "url.scheme"),
+        Some(&any_value::Value::StringValue("http".into()))
+    );
+    assert_eq!(
+        attr(a, "server.address"),
+        Some(&any_value::Value::StringValue("inventory".into()))
+    );
+    assert_eq!(
+        attr(a, "server.port"),
+        Some(&any_value::Value::IntValue(8080))
+    );
+    assert_eq!(
+        attr(a, "network.peer.address"),
+        Some(&any_value::Value::StringValue("10.1.2.3".into()))
+    );
+    assert_eq!(
+        attr(a, "network.peer.port"),
+        Some(&any_value::Value::IntValue(8080))
+    );
+    assert_eq!(
+        attr(a, "http.response.status_code"),
+        Some(&any_value::Value::IntValue(200))
+    );
+    assert_eq!(
+        attr(a, "user_agent.original"),
+        Some(&any_value::Value::StringValue("curl/8".into()))
+    );
+    assert_eq!(sp.status.unwrap().code, status::StatusCode::Unset as i32);
+}
+
+#[test]
+fn error_status_for_5xx_and_client_4xx_only() {
+    let err = status::StatusCode::Error as i32;
+    assert_eq!(
+        span(&span_rec(1, "server", 503, "1111111111111111"))
+            .status
+            .unwrap()
+            .code,
+        err
+    );
+    assert_eq!(
+        span(&span_rec(1, "client", 503, "1111111111111111"))
+            .status
+            .unwrap()
+            .code,
+        err
+    );
+    assert_eq!(
+        span(&span_rec(1, "client", 404, "1111111111111111"))
+            .status
+            .unwrap()
+            .code,
+        err
+    );
+    assert_ne!(
+        span(&span_rec(1, "server", 404, "1111111111111111"))
+            .status
+            .unwrap()
+            .code,
+        err
+    );
+}
+
+#[test]
+fn untraced_requests_start_new_traces() {
+    let mut r = span_rec(1, "server", 200, "1111111111111111");
+    r.trace_id = None;
+    r.parent_span_id = None;
+    let a = span(&r);
+    let b = span(&r);
+    assert_eq!(a.trace_id.len(), 16);
+    assert_ne!(a.trace_id, vec![0; 16]);
+    assert_ne!(a.trace_id, b.trace_id);
+    assert!(a.parent_span_id.is_empty());
+}
+
+#[test]
+fn one_resource_per_process_and_break_events_on_server_spans() {
+    let spans = vec![
+        span_rec(7, "server", 200, "53995c3f42cd8ad8"),
+        span_rec(7, "client", 200, "1fe4c6b5d2a9c801"),
+        span_rec(9, "server", 200, "2222222222222222"),
+    ];
+    let req = traces(&spans, &[break_rec(7, "53995c3f42cd8ad8")], &host());
+    assert_eq!(req.resource_spans.len(), 2);
+    let r7 = &req.resource_spans[0];
+    let res = &r7.resource.as_ref().unwrap().attributes;
+    assert_eq!(
+        attr(res, "service.name"),
+        Some(&any_value::Value::StringValue("orders".into())),
+        "process wins over OTEL_RESOURCE_ATTRIBUTES"
+    );
+    assert_eq!(
+        attr(res, "process.pid"),
+        Some(&any_value::Value::IntValue(7))
+    );
+    assert_eq!(
+        attr(res, "process.executable.name"),
+        Some(&any_value::Value::StringValue("python3.11".into()))
+    );
+    assert_eq!(
+        attr(res, "process.command"),
+        Some(&any_value::Value::StringValue("python3".into()))
+    );
+    assert_eq!(
+        attr(res, "host.name"),
+        Some(&any_value::Value::StringValue("node-1".into()))
+    );
+    assert_eq!(
+        attr(res, "deployment.environment"),
+        Some(&any_value::Value::StringValue("prod".into()))
+    );
+    let spans7 = &r7.scope_spans[0].spans;
+    assert_eq!(spans7.len(), 2);
+    assert_eq!(
+        spans7[0].events.len(),
+        1,
+        "the break is an event of its server span"
+    );
+    assert_eq!(spans7[0].events[0].name, EVENT_NAME);
+    assert!(spans7[1].events.is_empty());
+    assert_eq!(r7.scope_spans[0].scope.as_ref().unwrap().name, "observer");
+}
+
+#[test]
+fn a_break_is_a_warn_event_log_record_linked_to_its_trace() {
+    let b = break_rec(7, "53995c3f42cd8ad8");
+    let req = logs(std::slice::from_ref(&b), &host(), 9_999);
+    let rec = &req.resource_logs[0].scope_logs[0].log_records[0];
+    assert_eq!(rec.event_name, EVENT_NAME);
+    assert_eq!(rec.severity_number, SeverityNumber::Warn as i32);
+    assert_eq!(rec.severity_text, "WARN");
+    assert_eq!(
+        rec.trace_id,
+        trace_id_bytes("4bf92f3577b34da6a3ce929d0e0e4736").unwrap()
+    );
+    assert_eq!(rec.span_id, span_id_bytes("53995c3f42cd8ad8").unwrap());
+    assert_eq!(
+        (rec.time_unix_nano, rec.observed_time_unix_nano),
+        (1_500, 9_999)
+    );
+    let body = match rec.body.as_ref().and_then(|b| b.value.as_ref()) {
+        Some(any_value::Value::StringValue(s)) => s.clone(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(
+        body,
+        "orders (pid 7) called GET inventory:8080/stock without the trace headers of trace 4bf92f3577b34da6a3ce929d0e0e4736"
+    );
+    let a = &rec.attributes;
+    assert_eq!(
+        attr(a, "observer.break.reason"),
+        Some(&any_value::Value::StringValue("missing".into()))
+    );
+    assert_eq!(
+        attr(a, "observer.break.attribution"),
+        Some(&any_value::Value::StringValue("thread".into()))
+    );
+    assert_eq!(
+        attr(a, "observer.inbound.trace_id"),
+        Some(&any_value::Value::StringValue(
+            "4bf92f3577b34da6a3ce929d0e0e4736".into()
+        ))
+    );
+    assert_eq!(
+        attr(a, "server.address"),
+        Some(&any_value::Value::StringValue("inventory".into()))
+    );
+    assert_eq!(
+        attr(a, "server.port"),
+        Some(&any_value::Value::IntValue(8080))
+    );
+    match attr(a, "observer.break.missing") {
+        Some(any_value::Value::ArrayValue(v)) => assert_eq!(v.values.len(), 2),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn partial_and_mismatch_bodies() {
+    let mut b = break_rec(7, "53995c3f42cd8ad8");
+    b.reason = "partial";
+    b.missing = vec!["x-b3-sampled"];
+    assert!(
+        break_body(&b).ends_with("without x-b3-sampled of trace 4bf92f3577b34da6a3ce929d0e0e4736"),
+        "{}",
+        break_body(&b)
+    );
+    b.reason = "mismatch";
+    b.outbound.trace_id = Some("5b8efff798038103d269b633813fc60c".into());
+    assert!(
+        break_body(&b).contains("with trace 5b8efff798038103d269b633813fc60c instead"),
+        "{}",
+        break_body(&b)
+    );
+}
+
+#[test]
+fn metrics_are_cumulative_counters_with_attributes() {
+    let mut c = Counters::default();
+    c.inbound.insert("orders".into(), 5);
+    c.breaks.insert(
+        ("orders".into(), "inventory:8080".into(), "missing".into()),
+        2,
+    );
+    c.capture.insert("ringbuf_drops", 3);
+    c.export_failures.insert("traces", 1);
+    c.queue_depth.insert("traces", 4);
+    let req = metrics(&c, &host(), 10, 20);
+    let ms = &req.resource_metrics[0].scope_metrics[0].metrics;
+    let find = |n: &str| {
+        ms.iter()
+            .find(|m| m.name == n)
+            .unwrap_or_else(|| panic!("{n}"))
+    };
+    match find("observer.propagation.breaks").data.as_ref() {
+        Some(metric::Data::Sum(s)) => {
+            assert!(s.is_monotonic);
+            assert_eq!(
+                s.aggregation_temporality,
+                AggregationTemporality::Cumulative as i32
+            );
+            assert_eq!(
+                s.data_points[0].value,
+                Some(number_data_point::Value::AsInt(2))
+            );
+            assert_eq!(
+                attr(&s.data_points[0].attributes, "observer.break.reason"),
+                Some(&any_value::Value::StringValue("missing".into()))
+            );
+            assert_eq!(
+                (
+                    s.data_points[0].start_time_unix_nano,
+                    s.data_points[0].time_unix_nano
+                ),
+                (10, 20)
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        find("observer.export.queue_depth").data,
+        Some(metric::Data::Gauge(_))
+    ));
+    for n in [
+        "observer.requests.inbound",
+        "observer.requests.outbound",
+        "observer.capture",
+        "observer.events",
+        "observer.export.failures",
+        "observer.export.dropped",
+    ] {
+        find(n);
+    }
+}
