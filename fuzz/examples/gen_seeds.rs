@@ -11,7 +11,9 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use observer::capture::record::{Origin, raw};
-use observer_common::{HEAD_MAX, KIND_ACCEPT, KIND_CLOSE, KIND_CONNECT, KIND_EXIT, KIND_THREAD_EXIT, flags, sys};
+use observer_common::{
+    HEAD_MAX, KIND_ACCEPT, KIND_CLOSE, KIND_CONNECT, KIND_EXIT, KIND_THREAD_EXIT, flags, sys,
+};
 use observer_fuzz::headers;
 use observer_fuzz::script::{self, Op, Setup, fl};
 
@@ -49,7 +51,9 @@ fn noise(seed: u64, n: usize) -> Vec<u8> {
 }
 
 fn request(method: &str, path: &str, host: &str, extra: &[String]) -> Vec<u8> {
-    let mut s = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: curl/8.5.0\r\nAccept: */*\r\n");
+    let mut s = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: curl/8.5.0\r\nAccept: */*\r\n"
+    );
     for h in extra {
         s.push_str(h);
         s.push_str("\r\n");
@@ -59,12 +63,16 @@ fn request(method: &str, path: &str, host: &str, extra: &[String]) -> Vec<u8> {
 }
 
 fn response(status: u16, extra: &[&str], body: &str) -> Vec<u8> {
-    let mut s = format!("HTTP/1.1 {status} OK\r\nServer: nginx/1.26.0\r\nContent-Type: text/plain\r\n");
+    let mut s =
+        format!("HTTP/1.1 {status} OK\r\nServer: nginx/1.26.0\r\nContent-Type: text/plain\r\n");
     for h in extra {
         s.push_str(h);
         s.push_str("\r\n");
     }
-    if !extra.iter().any(|h| h.starts_with("Transfer-Encoding") || h.starts_with("Content-Length")) {
+    if !extra
+        .iter()
+        .any(|h| h.starts_with("Transfer-Encoding") || h.starts_with("Content-Length"))
+    {
         s.push_str(&format!("Content-Length: {}\r\n", body.len()));
     }
     s.push_str("\r\n");
@@ -122,12 +130,20 @@ impl S {
     }
 
     fn accept(&mut self, w: u8) -> &mut Self {
-        self.ops.push(Op::Accept { who: w, peer: 2 | 5 << 2, dt: 0x11 });
+        self.ops.push(Op::Accept {
+            who: w,
+            peer: 2 | 5 << 2,
+            dt: 0x11,
+        });
         self
     }
 
     fn connect(&mut self, w: u8) -> &mut Self {
-        self.ops.push(Op::Connect { who: w, peer: 3 | 9 << 2, dt: 0x11 });
+        self.ops.push(Op::Connect {
+            who: w,
+            peer: 3 | 9 << 2,
+            dt: 0x11,
+        });
         self
     }
 
@@ -140,7 +156,11 @@ impl S {
         self.ops.push(Op::Data {
             who: w,
             flags: fl::SYSCALL | extra | if write { fl::WRITE } else { 0 },
-            sys: if write { sys::WRITE as u8 } else { sys::READ as u8 },
+            sys: if write {
+                sys::WRITE as u8
+            } else {
+                sys::READ as u8
+            },
             dt: 0x23,
             extra: 0,
             payload: bytes.to_vec(),
@@ -192,9 +212,17 @@ fn serve_and_call(in_headers: &[String], out_headers: &[String]) -> S {
     let client = who(0, 0, 1);
     let mut s = S::new();
     s.accept(server)
-        .sys(server, false, &request("GET", "/checkout?cart=42", "shop.local", in_headers))
+        .sys(
+            server,
+            false,
+            &request("GET", "/checkout?cart=42", "shop.local", in_headers),
+        )
         .connect(client)
-        .sys(client, true, &request("GET", "/stock/42", "inventory:8080", out_headers))
+        .sys(
+            client,
+            true,
+            &request("GET", "/stock/42", "inventory:8080", out_headers),
+        )
         .sys(client, false, &response(200, &[], "{\"stock\":3}"))
         .sys(server, true, &response(200, &[], "ok"))
         .check(0);
@@ -202,24 +230,43 @@ fn serve_and_call(in_headers: &[String], out_headers: &[String]) -> S {
 }
 
 fn pipeline_seeds() {
-    let w3c = vec![tp(TRACE_A, SPAN_A), "tracestate: congo=t61rcWkgMzE".to_owned()];
-    serve_and_call(&w3c, &[tp(TRACE_A, CHILD), "tracestate: congo=t61rcWkgMzE".to_owned()])
-        .write("w3c-propagated");
+    let w3c = vec![
+        tp(TRACE_A, SPAN_A),
+        "tracestate: congo=t61rcWkgMzE".to_owned(),
+    ];
+    serve_and_call(
+        &w3c,
+        &[
+            tp(TRACE_A, CHILD),
+            "tracestate: congo=t61rcWkgMzE".to_owned(),
+        ],
+    )
+    .write("w3c-propagated");
     serve_and_call(&w3c, &[]).write("w3c-missing");
     serve_and_call(&w3c, &[tp(TRACE_A, CHILD)]).write("w3c-partial-tracestate");
     serve_and_call(&w3c, &[tp(TRACE_C, CHILD)]).write("w3c-mismatch");
-    serve_and_call(&b3_multi(TRACE_B, SPAN_B, PARENT_B), &b3_multi(TRACE_B, CHILD, SPAN_B))
-        .write("b3-multi-propagated");
-    serve_and_call(&b3_multi(TRACE_B, SPAN_B, PARENT_B), &[b3_single(TRACE_B, CHILD)])
-        .write("b3-multi-to-single");
-    serve_and_call(&[b3_single(TRACE_B, SPAN_B)], &["X-Request-Id: 7d0c0a58".to_owned()])
-        .write("b3-single-missing");
-    serve_and_call(&[b3_single(TRACE_B, SPAN_B), tp(TRACE_A, SPAN_A)], &["b3: 0".to_owned()])
-        .write("b3-and-w3c-deny-only");
     serve_and_call(
-        &[
-            "x-ot-span-context: 4bf92f3577b34da6;00f067aa0ba902b7;0000000000000000;sr".to_owned(),
-        ],
+        &b3_multi(TRACE_B, SPAN_B, PARENT_B),
+        &b3_multi(TRACE_B, CHILD, SPAN_B),
+    )
+    .write("b3-multi-propagated");
+    serve_and_call(
+        &b3_multi(TRACE_B, SPAN_B, PARENT_B),
+        &[b3_single(TRACE_B, CHILD)],
+    )
+    .write("b3-multi-to-single");
+    serve_and_call(
+        &[b3_single(TRACE_B, SPAN_B)],
+        &["X-Request-Id: 7d0c0a58".to_owned()],
+    )
+    .write("b3-single-missing");
+    serve_and_call(
+        &[b3_single(TRACE_B, SPAN_B), tp(TRACE_A, SPAN_A)],
+        &["b3: 0".to_owned()],
+    )
+    .write("b3-and-w3c-deny-only");
+    serve_and_call(
+        &["x-ot-span-context: 4bf92f3577b34da6;00f067aa0ba902b7;0000000000000000;sr".to_owned()],
         &[],
     )
     .write("ot-span-context-missing");
@@ -235,9 +282,19 @@ fn pipeline_seeds() {
         out_h.extend(b3_multi(TRACE_A, CHILD, SPAN_A));
         let mut s = S::new();
         s.accept(server)
-            .split(server, false, &request("POST", "/api/orders", "shop", &in_h), 1448)
+            .split(
+                server,
+                false,
+                &request("POST", "/api/orders", "shop", &in_h),
+                1448,
+            )
             .connect(client)
-            .split(client, true, &request("PUT", "/orders/1", "db", &out_h), 1024)
+            .split(
+                client,
+                true,
+                &request("PUT", "/orders/1", "db", &out_h),
+                1024,
+            )
             .sys(client, false, &response(204, &[], ""))
             .sys(server, true, &response(201, &["Content-Length: 0"], ""))
             .check(0);
@@ -249,7 +306,17 @@ fn pipeline_seeds() {
         let server = who(1, 0, 2);
         let mut s = S::new();
         s.accept(server)
-            .split(server, false, &request("GET", "/big", "x", &[cookie(20 * 1024), tp(TRACE_A, SPAN_A)]), 4096)
+            .split(
+                server,
+                false,
+                &request(
+                    "GET",
+                    "/big",
+                    "x",
+                    &[cookie(20 * 1024), tp(TRACE_A, SPAN_A)],
+                ),
+                4096,
+            )
             .sys(server, true, &response(431, &[], ""))
             .check(2);
         s.write("cookie-20k-capped");
@@ -260,7 +327,12 @@ fn pipeline_seeds() {
         let server = who(1, 1, 0);
         let mut reqs = Vec::new();
         for (i, t) in [TRACE_A, TRACE_B, TRACE_C].iter().enumerate() {
-            reqs.extend(request("GET", &format!("/item/{i}"), "api", &[tp(t, SPAN_A)]));
+            reqs.extend(request(
+                "GET",
+                &format!("/item/{i}"),
+                "api",
+                &[tp(t, SPAN_A)],
+            ));
         }
         let mut resps = Vec::new();
         for i in 0..3 {
@@ -272,8 +344,20 @@ fn pipeline_seeds() {
             .sys(server, true, &resps)
             .sys(server, false, &request("HEAD", "/item/0", "api", &[]))
             .sys(server, true, &response(200, &["Content-Length: 1234"], ""))
-            .sys(server, false, &request("GET", "/item/9", "api", &[b3_single(TRACE_B, SPAN_B)]))
-            .sys(server, true, &response(200, &["Transfer-Encoding: chunked"], "5\r\nhello\r\n0\r\n\r\n"))
+            .sys(
+                server,
+                false,
+                &request("GET", "/item/9", "api", &[b3_single(TRACE_B, SPAN_B)]),
+            )
+            .sys(
+                server,
+                true,
+                &response(
+                    200,
+                    &["Transfer-Encoding: chunked"],
+                    "5\r\nhello\r\n0\r\n\r\n",
+                ),
+            )
             .close(server)
             .check(0);
         s.write("pipelined-keepalive");
@@ -283,12 +367,30 @@ fn pipeline_seeds() {
     {
         let client = who(2, 0, 3);
         let body = "{\"order\":1,\"items\":[1,2,3]}";
-        let head = request("POST", "/orders", "orders:8080", &[tp(TRACE_C, CHILD), format!("Content-Length: {}", body.len()), "Expect: 100-continue".to_owned()]);
+        let head = request(
+            "POST",
+            "/orders",
+            "orders:8080",
+            &[
+                tp(TRACE_C, CHILD),
+                format!("Content-Length: {}", body.len()),
+                "Expect: 100-continue".to_owned(),
+            ],
+        );
         let mut s = S::new();
         s.connect(client).sys(client, true, &head);
         s.sys(client, false, b"HTTP/1.1 100 Continue\r\n\r\n")
             .sys(client, true, body.as_bytes())
-            .split(client, false, &response(200, &["Transfer-Encoding: chunked"], "4\r\nWiki\r\n5\r\npedia\r\n0\r\n\r\n"), 17);
+            .split(
+                client,
+                false,
+                &response(
+                    200,
+                    &["Transfer-Encoding: chunked"],
+                    "4\r\nWiki\r\n5\r\npedia\r\n0\r\n\r\n",
+                ),
+                17,
+            );
         s.check(0);
         s.write("post-body-chunked-continue");
     }
@@ -298,7 +400,12 @@ fn pipeline_seeds() {
         let server = who(0, 1, 4);
         let mut s = S::new();
         s.accept(server)
-            .split(server, false, &request("GET", "/slow", "s", &[tp(TRACE_A, SPAN_A)]), 1)
+            .split(
+                server,
+                false,
+                &request("GET", "/slow", "s", &[tp(TRACE_A, SPAN_A)]),
+                1,
+            )
             .split(server, true, &response(200, &[], "x"), 3)
             .check(0);
         s.write("one-byte-writes");
@@ -311,15 +418,33 @@ fn pipeline_seeds() {
         let worker = who(3, 2, 1);
         let mut s = S::new();
         s.accept(server)
-            .sys(server, false, &request("GET", "/report", "r", &[tp(TRACE_A, SPAN_A)]))
-            .op(Op::Fork { who: server, child: 2, dt: 0x12 })
+            .sys(
+                server,
+                false,
+                &request("GET", "/report", "r", &[tp(TRACE_A, SPAN_A)]),
+            )
+            .op(Op::Fork {
+                who: server,
+                child: 2,
+                dt: 0x12,
+            })
             .connect(worker)
             .sys(worker, true, &request("GET", "/data", "backend", &[]))
             .sys(worker, false, &response(200, &[], "d"))
-            .op(Op::ThreadExit { who: worker, dt: 0x12 })
-            .op(Op::Fork { who: server, child: 0x81, dt: 0x12 })
+            .op(Op::ThreadExit {
+                who: worker,
+                dt: 0x12,
+            })
+            .op(Op::Fork {
+                who: server,
+                child: 0x81,
+                dt: 0x12,
+            })
             .check(0)
-            .op(Op::Exit { who: server, dt: 0x12 });
+            .op(Op::Exit {
+                who: server,
+                dt: 0x12,
+            });
         s.write("spawned-thread-exit");
     }
 
@@ -336,7 +461,16 @@ fn pipeline_seeds() {
             .connect(c)
             .sys(c, true, &request("GET", "/x", "down", &[]))
             .sys(c, false, &response(200, &[], ""))
-            .sys(c, true, &request("POST", "/v1/traces", "otel-collector:4318", &["Content-Length: 0".to_owned()]))
+            .sys(
+                c,
+                true,
+                &request(
+                    "POST",
+                    "/v1/traces",
+                    "otel-collector:4318",
+                    &["Content-Length: 0".to_owned()],
+                ),
+            )
             .sys(c, false, &response(200, &[], ""))
             .sys(a, true, &response(200, &[], ""))
             .sys(b, true, &response(200, &[], ""))
@@ -350,9 +484,18 @@ fn pipeline_seeds() {
         let client = who(0, 0, 1);
         let mut s = S::new();
         s.accept(server)
-            .sys_flags(server, false, fl::DROP, &request("GET", "/lost", "h", &[tp(TRACE_A, SPAN_A)]))
+            .sys_flags(
+                server,
+                false,
+                fl::DROP,
+                &request("GET", "/lost", "h", &[tp(TRACE_A, SPAN_A)]),
+            )
             .sys(server, true, &response(200, &[], ""))
-            .sys(server, false, &request("GET", "/after", "h", &[tp(TRACE_B, SPAN_B)]))
+            .sys(
+                server,
+                false,
+                &request("GET", "/after", "h", &[tp(TRACE_B, SPAN_B)]),
+            )
             .connect(client)
             .sys(client, true, &request("GET", "/down", "d", &[]))
             .check(1)
@@ -383,12 +526,23 @@ fn pipeline_seeds() {
     // capped, iovec cut and faulted records, syscalls of every kind, odd totals.
     {
         let mut s = S::new();
-        s.setup = Setup { cfg: 0x6b, os: 0, wall: 2 };
+        s.setup = Setup {
+            cfg: 0x6b,
+            os: 0,
+            wall: 2,
+        };
         let server = who(0, 0, 0);
         s.accept(server);
-        for (i, f) in [fl::HEAD_START, fl::HEAD_START | fl::CAPPED, fl::IOV_CUT, fl::READ_FAULT | fl::BIG_TOTAL, fl::LOST_BEFORE, fl::HEAD_START | fl::WRITE]
-            .into_iter()
-            .enumerate()
+        for (i, f) in [
+            fl::HEAD_START,
+            fl::HEAD_START | fl::CAPPED,
+            fl::IOV_CUT,
+            fl::READ_FAULT | fl::BIG_TOTAL,
+            fl::LOST_BEFORE,
+            fl::HEAD_START | fl::WRITE,
+        ]
+        .into_iter()
+        .enumerate()
         {
             s.op(Op::Data {
                 who: server,
@@ -405,7 +559,11 @@ fn pipeline_seeds() {
 
     // Raw records, decoded as they are: valid ones, truncated ones and noise.
     {
-        let o = Origin { pid: 1000, tid: 1000, ts_ns: script::START_NS };
+        let o = Origin {
+            pid: 1000,
+            tid: 1000,
+            ts_ns: script::START_NS,
+        };
         let peer: SocketAddr = "[::1]:8080".parse().unwrap();
         let mut s = S::new();
         for rec in [
@@ -437,7 +595,11 @@ fn pipeline_seeds() {
         let pad = HEAD_MAX as usize - request("GET", "/", "h", &[String::from("X-Pad: ")]).len();
         let mut s = S::new();
         s.accept(server)
-            .sys(server, false, &request("GET", "/", "h", &[format!("X-Pad: {}", "p".repeat(pad))]))
+            .sys(
+                server,
+                false,
+                &request("GET", "/", "h", &[format!("X-Pad: {}", "p".repeat(pad))]),
+            )
             .sys(server, true, &response(200, &[], ""))
             .check(0);
         s.write("head-at-budget");
@@ -445,19 +607,51 @@ fn pipeline_seeds() {
 }
 
 fn decode_seeds() {
-    let o = Origin { pid: 4242, tid: 4243, ts_ns: 123_456_789 };
+    let o = Origin {
+        pid: 4242,
+        tid: 4243,
+        ts_ns: 123_456_789,
+    };
     let v4: SocketAddr = "10.1.2.3:8080".parse().unwrap();
     let v6: SocketAddr = "[fd00::7]:443".parse().unwrap();
-    let req = request("GET", "/", "h", &[tp(TRACE_A, SPAN_A), b3_single(TRACE_B, SPAN_B)]);
+    let req = request(
+        "GET",
+        "/",
+        "h",
+        &[tp(TRACE_A, SPAN_A), b3_single(TRACE_B, SPAN_B)],
+    );
     let mut seeds: Vec<(&str, Vec<u8>)> = vec![
         ("data-request", raw::data(o, 7, false, true, &req)),
-        ("data-response", raw::data(o, 7, true, true, &response(200, &[], "hi"))),
+        (
+            "data-response",
+            raw::data(o, 7, true, true, &response(200, &[], "hi")),
+        ),
         (
             "data-flags",
-            raw::data_with(o, 9, sys::SENDMSG, flags::WRITE | flags::CAPPED | flags::IOV_CUT | flags::LOST_BEFORE | flags::READ_FAULT, 1 << 40, b"POST /x HTTP/1.1\r\n"),
+            raw::data_with(
+                o,
+                9,
+                sys::SENDMSG,
+                flags::WRITE
+                    | flags::CAPPED
+                    | flags::IOV_CUT
+                    | flags::LOST_BEFORE
+                    | flags::READ_FAULT,
+                1 << 40,
+                b"POST /x HTTP/1.1\r\n",
+            ),
         ),
         ("data-empty", raw::data(o, 7, false, false, b"")),
-        ("data-cookie-6k", raw::data(o, 7, false, true, &request("GET", "/", "h", &[cookie(6 * 1024)]))),
+        (
+            "data-cookie-6k",
+            raw::data(
+                o,
+                7,
+                false,
+                true,
+                &request("GET", "/", "h", &[cookie(6 * 1024)]),
+            ),
+        ),
         ("connect-v4", raw::conn(KIND_CONNECT, o, 5, Some(v4))),
         ("accept-v6", raw::conn(KIND_ACCEPT, o, 6, Some(v6))),
         ("accept-none", raw::conn(KIND_ACCEPT, o, 6, None)),
@@ -478,7 +672,10 @@ fn decode_seeds() {
     let mut claims = raw::data(o, 7, false, true, b"abc");
     claims[40..44].copy_from_slice(&100u32.to_ne_bytes());
     seeds.push(("data-len-beyond", claims));
-    seeds.push(("truncated", raw::conn(KIND_CONNECT, o, 5, Some(v4))[..40].to_vec()));
+    seeds.push((
+        "truncated",
+        raw::conn(KIND_CONNECT, o, 5, Some(v4))[..40].to_vec(),
+    ));
     for (name, bytes) in &seeds {
         write("decode", name, bytes);
     }
@@ -491,59 +688,125 @@ fn decode_seeds() {
 
 fn tracectx_seeds() {
     let seeds: Vec<(&str, Vec<(&str, Vec<u8>)>)> = vec![
-        ("w3c", vec![
-            ("traceparent", format!("00-{TRACE_A}-{SPAN_A}-01").into_bytes()),
-            ("tracestate", b"congo=t61rcWkgMzE,rojo=00f067aa0ba902b7".to_vec()),
-        ]),
-        ("w3c-future-version", vec![("traceparent", format!("cc-{TRACE_A}-{SPAN_A}-00-what-the-future-holds").into_bytes())]),
-        ("b3-multi", vec![
-            ("x-b3-traceid", TRACE_B.as_bytes().to_vec()),
-            ("x-b3-spanid", SPAN_B.as_bytes().to_vec()),
-            ("x-b3-parentspanid", PARENT_B.as_bytes().to_vec()),
-            ("x-b3-sampled", b"1".to_vec()),
-            ("x-b3-flags", b"1".to_vec()),
-        ]),
-        ("b3-multi-64bit-upper", vec![
-            ("x-b3-traceid", b"463AC35C9F6413AD".to_vec()),
-            ("x-b3-spanid", b"A2FB4A1D1A96D312".to_vec()),
-            ("x-b3-sampled", b"true".to_vec()),
-        ]),
-        ("b3-single", vec![("b3", format!("{TRACE_B}-{SPAN_B}-d-{PARENT_B}").into_bytes())]),
-        ("b3-single-deny", vec![("b3", b"0".to_vec()), ("x-b3-sampled", b"1".to_vec())]),
-        ("b3-conflict", vec![
-            ("b3", format!("{TRACE_B}-{SPAN_B}-1").into_bytes()),
-            ("x-b3-traceid", TRACE_A.as_bytes().to_vec()),
-            ("x-b3-spanid", SPAN_A.as_bytes().to_vec()),
-        ]),
-        ("all-formats", vec![
-            ("traceparent", format!("00-{TRACE_A}-{SPAN_A}-01").into_bytes()),
-            ("b3", format!("{TRACE_A}-{SPAN_A}").into_bytes()),
-            ("x-b3-traceid", TRACE_A.as_bytes().to_vec()),
-            ("x-request-id", b"f058ebd6-02f7-4d3f-942e-904344e8cde5".to_vec()),
-            ("x-ot-span-context", b"4bf92f3577b34da6;00f067aa0ba902b7;0000000000000000;sr".to_vec()),
-        ]),
-        ("duplicates", vec![
-            ("traceparent", format!("00-{TRACE_A}-{SPAN_A}-01").into_bytes()),
-            ("traceparent", format!(" 00-{TRACE_A}-{SPAN_A}-01\t").into_bytes()),
-            ("x-b3-spanid", SPAN_A.as_bytes().to_vec()),
-            ("x-b3-spanid", SPAN_B.as_bytes().to_vec()),
-        ]),
-        ("invalid-values", vec![
-            ("traceparent", format!("00-{}-{SPAN_A}-01", "0".repeat(32)).into_bytes()),
-            ("x-b3-traceid", b"xyz".to_vec()),
-            ("x-b3-sampled", b"yes".to_vec()),
-            ("tracestate", b"a=b".to_vec()),
-            ("x-request-id", vec![b'r'; 200]),
-            ("b3", "é-\u{85}".as_bytes().to_vec()),
-            ("x-ot-span-context", vec![0xff, 0xfe, b'\r']),
-        ]),
-        ("with-cookie-6k", vec![
-            ("host", b"shop.local".to_vec()),
-            ("user-agent", b"Mozilla/5.0".to_vec()),
-            ("cookie", cookie(6 * 1024).into_bytes()),
-            ("traceparent", format!("00-{TRACE_C}-{CHILD}-00").into_bytes()),
-            ("X-Custom", b"v".to_vec()),
-        ]),
+        (
+            "w3c",
+            vec![
+                (
+                    "traceparent",
+                    format!("00-{TRACE_A}-{SPAN_A}-01").into_bytes(),
+                ),
+                (
+                    "tracestate",
+                    b"congo=t61rcWkgMzE,rojo=00f067aa0ba902b7".to_vec(),
+                ),
+            ],
+        ),
+        (
+            "w3c-future-version",
+            vec![(
+                "traceparent",
+                format!("cc-{TRACE_A}-{SPAN_A}-00-what-the-future-holds").into_bytes(),
+            )],
+        ),
+        (
+            "b3-multi",
+            vec![
+                ("x-b3-traceid", TRACE_B.as_bytes().to_vec()),
+                ("x-b3-spanid", SPAN_B.as_bytes().to_vec()),
+                ("x-b3-parentspanid", PARENT_B.as_bytes().to_vec()),
+                ("x-b3-sampled", b"1".to_vec()),
+                ("x-b3-flags", b"1".to_vec()),
+            ],
+        ),
+        (
+            "b3-multi-64bit-upper",
+            vec![
+                ("x-b3-traceid", b"463AC35C9F6413AD".to_vec()),
+                ("x-b3-spanid", b"A2FB4A1D1A96D312".to_vec()),
+                ("x-b3-sampled", b"true".to_vec()),
+            ],
+        ),
+        (
+            "b3-single",
+            vec![(
+                "b3",
+                format!("{TRACE_B}-{SPAN_B}-d-{PARENT_B}").into_bytes(),
+            )],
+        ),
+        (
+            "b3-single-deny",
+            vec![("b3", b"0".to_vec()), ("x-b3-sampled", b"1".to_vec())],
+        ),
+        (
+            "b3-conflict",
+            vec![
+                ("b3", format!("{TRACE_B}-{SPAN_B}-1").into_bytes()),
+                ("x-b3-traceid", TRACE_A.as_bytes().to_vec()),
+                ("x-b3-spanid", SPAN_A.as_bytes().to_vec()),
+            ],
+        ),
+        (
+            "all-formats",
+            vec![
+                (
+                    "traceparent",
+                    format!("00-{TRACE_A}-{SPAN_A}-01").into_bytes(),
+                ),
+                ("b3", format!("{TRACE_A}-{SPAN_A}").into_bytes()),
+                ("x-b3-traceid", TRACE_A.as_bytes().to_vec()),
+                (
+                    "x-request-id",
+                    b"f058ebd6-02f7-4d3f-942e-904344e8cde5".to_vec(),
+                ),
+                (
+                    "x-ot-span-context",
+                    b"4bf92f3577b34da6;00f067aa0ba902b7;0000000000000000;sr".to_vec(),
+                ),
+            ],
+        ),
+        (
+            "duplicates",
+            vec![
+                (
+                    "traceparent",
+                    format!("00-{TRACE_A}-{SPAN_A}-01").into_bytes(),
+                ),
+                (
+                    "traceparent",
+                    format!(" 00-{TRACE_A}-{SPAN_A}-01\t").into_bytes(),
+                ),
+                ("x-b3-spanid", SPAN_A.as_bytes().to_vec()),
+                ("x-b3-spanid", SPAN_B.as_bytes().to_vec()),
+            ],
+        ),
+        (
+            "invalid-values",
+            vec![
+                (
+                    "traceparent",
+                    format!("00-{}-{SPAN_A}-01", "0".repeat(32)).into_bytes(),
+                ),
+                ("x-b3-traceid", b"xyz".to_vec()),
+                ("x-b3-sampled", b"yes".to_vec()),
+                ("tracestate", b"a=b".to_vec()),
+                ("x-request-id", vec![b'r'; 200]),
+                ("b3", "é-\u{85}".as_bytes().to_vec()),
+                ("x-ot-span-context", vec![0xff, 0xfe, b'\r']),
+            ],
+        ),
+        (
+            "with-cookie-6k",
+            vec![
+                ("host", b"shop.local".to_vec()),
+                ("user-agent", b"Mozilla/5.0".to_vec()),
+                ("cookie", cookie(6 * 1024).into_bytes()),
+                (
+                    "traceparent",
+                    format!("00-{TRACE_C}-{CHILD}-00").into_bytes(),
+                ),
+                ("X-Custom", b"v".to_vec()),
+            ],
+        ),
     ];
     for (name, hs) in &seeds {
         let pairs: Vec<(&str, &[u8])> = hs.iter().map(|(n, v)| (*n, v.as_slice())).collect();

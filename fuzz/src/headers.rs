@@ -101,7 +101,10 @@ fn check_carrier(c: &Carrier, wire_lens: &[usize]) {
     assert_ne!(c.trace_id.value(), 0);
     let wire = c.trace_id.as_wire();
     assert!(lower_hex(wire, wire_lens), "trace id wire {wire:?}");
-    assert_eq!(u128::from_str_radix(wire, 16).ok(), Some(c.trace_id.value()));
+    assert_eq!(
+        u128::from_str_radix(wire, 16).ok(),
+        Some(c.trace_id.value())
+    );
     for s in c.span_id.iter().chain(&c.parent_span_id) {
         assert_ne!(s.value(), 0);
         assert!(lower_hex(&s.to_string(), &[16]));
@@ -146,7 +149,10 @@ pub fn check_invariants(ctx: &TraceContext, headers: &[(String, Vec<u8>)]) {
         );
     }
     assert_eq!(ctx.request_id.is_some(), ctx.present.contains(RequestId));
-    assert_eq!(ctx.ot_span_context.is_some(), ctx.present.contains(OtSpanContext));
+    assert_eq!(
+        ctx.ot_span_context.is_some(),
+        ctx.present.contains(OtSpanContext)
+    );
     if let Some(id) = &ctx.request_id {
         assert!(printable(id, 128) && !id.starts_with(' ') && !id.ends_with(' '));
     }
@@ -157,7 +163,10 @@ pub fn check_invariants(ctx: &TraceContext, headers: &[(String, Vec<u8>)]) {
     if let Some(c) = &ctx.w3c {
         check_carrier(c, &[32]);
         assert!(c.span_id.is_some() && c.parent_span_id.is_none());
-        assert!(matches!(c.sampling, Some(Sampling::Accept | Sampling::Deny)));
+        assert!(matches!(
+            c.sampling,
+            Some(Sampling::Accept | Sampling::Deny)
+        ));
     }
     if let Some(c) = &ctx.b3_single {
         check_carrier(c, &[16, 32]);
@@ -173,7 +182,10 @@ pub fn check_invariants(ctx: &TraceContext, headers: &[(String, Vec<u8>)]) {
         .collect();
     match ctx.primary() {
         None => assert!(carriers.is_empty()),
-        Some(p) => assert!(std::ptr::eq(p, carriers[0]), "primary is not the first carrier"),
+        Some(p) => assert!(
+            std::ptr::eq(p, carriers[0]),
+            "primary is not the first carrier"
+        ),
     }
     let ids = ctx.trace_ids();
     assert!(ids.len() <= carriers.len());
@@ -203,7 +215,11 @@ pub fn check(headers: &[(String, Vec<u8>)]) {
     let same = |variant: Vec<(String, Vec<u8>)>, what: &str| {
         let other = ctx_of(&variant);
         assert_eq!(other, ctx, "{what} changed the context");
-        assert_eq!(other.primary().map(|c| c.trace_id.as_wire()), ctx.primary().map(|c| c.trace_id.as_wire()), "{what}");
+        assert_eq!(
+            other.primary().map(|c| c.trace_id.as_wire()),
+            ctx.primary().map(|c| c.trace_id.as_wire()),
+            "{what}"
+        );
     };
     same(
         headers
@@ -212,7 +228,10 @@ pub fn check(headers: &[(String, Vec<u8>)]) {
             .collect(),
         "lower-casing names",
     );
-    same(headers.iter().rev().cloned().collect(), "reversing the order");
+    same(
+        headers.iter().rev().cloned().collect(),
+        "reversing the order",
+    );
     same(
         headers
             .iter()

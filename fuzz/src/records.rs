@@ -219,7 +219,10 @@ pub enum Damage {
     /// `data_len` overwritten.
     DataLen(u32),
     /// One byte XORed.
-    Flip { at: u16, xor: u8 },
+    Flip {
+        at: u16,
+        xor: u8,
+    },
 }
 
 #[derive(Arbitrary, Debug, Clone)]
@@ -264,13 +267,29 @@ impl Spec {
         };
         let mut b = vec![0u8; len];
         put(&mut b, offset_of!(EventHeader, kind), &kind.to_ne_bytes());
-        put(&mut b, offset_of!(EventHeader, pid), &self.pid.to_ne_bytes());
-        put(&mut b, offset_of!(EventHeader, tid), &self.tid.to_ne_bytes());
+        put(
+            &mut b,
+            offset_of!(EventHeader, pid),
+            &self.pid.to_ne_bytes(),
+        );
+        put(
+            &mut b,
+            offset_of!(EventHeader, tid),
+            &self.tid.to_ne_bytes(),
+        );
         put(&mut b, offset_of!(EventHeader, fd), &self.fd.to_ne_bytes());
-        put(&mut b, offset_of!(EventHeader, ts_ns), &self.ts_ns.to_ne_bytes());
+        put(
+            &mut b,
+            offset_of!(EventHeader, ts_ns),
+            &self.ts_ns.to_ne_bytes(),
+        );
         match kind {
             KIND_DATA => {
-                put(&mut b, offset_of!(DataHeader, flags), &self.flags.to_ne_bytes());
+                put(
+                    &mut b,
+                    offset_of!(DataHeader, flags),
+                    &self.flags.to_ne_bytes(),
+                );
                 put(
                     &mut b,
                     offset_of!(DataHeader, syscall),
@@ -294,7 +313,11 @@ impl Spec {
                     Family::Other(f) => f,
                 };
                 put(&mut b, offset_of!(ConnEvent, family), &family.to_ne_bytes());
-                put(&mut b, offset_of!(ConnEvent, port), &self.port.to_ne_bytes());
+                put(
+                    &mut b,
+                    offset_of!(ConnEvent, port),
+                    &self.port.to_ne_bytes(),
+                );
                 put(&mut b, offset_of!(ConnEvent, addr), &self.addr);
             }
             KIND_FORK => put(
@@ -423,7 +446,11 @@ pub fn check_spec(spec: &Spec) {
         Damage::Cut(n) => bytes.truncate(usize::from(n)),
         Damage::DataLen(n) => {
             if spec.kind.raw() == KIND_DATA {
-                put(&mut bytes, offset_of!(DataHeader, data_len), &n.to_ne_bytes());
+                put(
+                    &mut bytes,
+                    offset_of!(DataHeader, data_len),
+                    &n.to_ne_bytes(),
+                );
             }
         }
         Damage::Flip { at, xor } => {

@@ -46,7 +46,9 @@ use observer::http::tracker::{FdKind, SocketLookup};
 use observer::output::{Format, Record, render};
 use observer::pipeline::{KernelCounters, Pipeline, ProcView};
 use observer::tracectx::TraceHeader;
-use observer_common::{HEAD_MAX, KIND_ACCEPT, KIND_CLOSE, KIND_CONNECT, KIND_EXIT, KIND_THREAD_EXIT, flags};
+use observer_common::{
+    HEAD_MAX, KIND_ACCEPT, KIND_CLOSE, KIND_CONNECT, KIND_EXIT, KIND_THREAD_EXIT, flags,
+};
 
 use crate::Reader;
 
@@ -486,7 +488,10 @@ impl Checker {
                 }
             }
             Record::Break(b) => {
-                assert!(!b.outbound.method.is_empty(), "break without a method: {b:?}");
+                assert!(
+                    !b.outbound.method.is_empty(),
+                    "break without a method: {b:?}"
+                );
                 assert_eq!(b.service, service(b.pid));
                 let ambiguous = b.attribution == "ambiguous";
                 assert!(
@@ -560,7 +565,11 @@ pub fn run(input: &[u8]) -> Outcome {
             } => {
                 ts = step(ts, *dt);
                 let (pid, tid, fd) = who(*w);
-                let o = Origin { pid, tid, ts_ns: ts };
+                let o = Origin {
+                    pid,
+                    tid,
+                    ts_ns: ts,
+                };
                 let write = f & fl::WRITE != 0;
                 let sys = u32::from(sys % 8);
                 if f & fl::SYSCALL != 0 {
@@ -599,7 +608,16 @@ pub fn run(input: &[u8]) -> Outcome {
                 } else {
                     KIND_ACCEPT
                 };
-                let mut rec = raw::conn(kind, Origin { pid, tid, ts_ns: ts }, fd, peer_addr(*peer));
+                let mut rec = raw::conn(
+                    kind,
+                    Origin {
+                        pid,
+                        tid,
+                        ts_ns: ts,
+                    },
+                    fd,
+                    peer_addr(*peer),
+                );
                 if peer & 3 == 1 {
                     let at = std::mem::offset_of!(observer_common::ConnEvent, family);
                     rec[at..at + 2].copy_from_slice(&observer_common::AF_UNIX.to_ne_bytes());
@@ -610,7 +628,15 @@ pub fn run(input: &[u8]) -> Outcome {
                 ts = step(ts, *dt);
                 let (pid, tid, fd) = who(*w);
                 kernel.reset(pid, fd);
-                Some(raw::simple(KIND_CLOSE, Origin { pid, tid, ts_ns: ts }, fd))
+                Some(raw::simple(
+                    KIND_CLOSE,
+                    Origin {
+                        pid,
+                        tid,
+                        ts_ns: ts,
+                    },
+                    fd,
+                ))
             }
             Op::Fork { who: w, child, dt } => {
                 ts = step(ts, *dt);
@@ -620,18 +646,41 @@ pub fn run(input: &[u8]) -> Outcome {
                 } else {
                     pid + u32::from(child & 7)
                 };
-                Some(raw::fork(Origin { pid, tid, ts_ns: ts }, child_tid))
+                Some(raw::fork(
+                    Origin {
+                        pid,
+                        tid,
+                        ts_ns: ts,
+                    },
+                    child_tid,
+                ))
             }
             Op::ThreadExit { who: w, dt } => {
                 ts = step(ts, *dt);
                 let (pid, tid, _) = who(*w);
-                Some(raw::simple(KIND_THREAD_EXIT, Origin { pid, tid, ts_ns: ts }, -1))
+                Some(raw::simple(
+                    KIND_THREAD_EXIT,
+                    Origin {
+                        pid,
+                        tid,
+                        ts_ns: ts,
+                    },
+                    -1,
+                ))
             }
             Op::Exit { who: w, dt } => {
                 ts = step(ts, *dt);
                 let (pid, tid, _) = who(*w);
                 kernel.exit(pid);
-                Some(raw::simple(KIND_EXIT, Origin { pid, tid, ts_ns: ts }, -1))
+                Some(raw::simple(
+                    KIND_EXIT,
+                    Origin {
+                        pid,
+                        tid,
+                        ts_ns: ts,
+                    },
+                    -1,
+                ))
             }
             Op::DropCheck { counters: c } => {
                 counters.ringbuf_drops += u64::from(c & 1);
@@ -688,8 +737,14 @@ pub fn run(input: &[u8]) -> Outcome {
         + s.untraced
         + s.background
         + s.telemetry;
-    assert!(outcomes <= s.outbound, "outcomes {outcomes} > outbound: {s:?}");
-    assert_eq!(breaks, checker.released, "counted vs released breaks: {s:?}");
+    assert!(
+        outcomes <= s.outbound,
+        "outcomes {outcomes} > outbound: {s:?}"
+    );
+    assert_eq!(
+        breaks, checker.released,
+        "counted vs released breaks: {s:?}"
+    );
     assert_eq!(checker.server_spans + checker.client_spans, t.exchanges);
     assert!(checker.server_spans <= s.inbound, "{s:?}");
     assert!(checker.client_spans <= s.outbound, "{s:?}");

@@ -228,11 +228,15 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .1
     {}
     pipeline.on_drop_check(capture.counters()?, &mut records);
-    let summary = pipeline.summary();
+    let mut summary = pipeline.summary();
     if let Some(x) = exporter {
         records.iter().for_each(|r| x.record(r));
         x.capture_stats(&summary);
-        x.shutdown(Duration::from_secs(5)).await;
+        let losses = x.shutdown(Duration::from_secs(5)).await;
+        summary.export = Some(output::ExportCounts {
+            failures: losses.1,
+            dropped: losses.0,
+        });
     }
     records.push(Record::Summary(summary));
     sink.write(&mut records)?;

@@ -99,6 +99,17 @@ pub struct SummaryRecord {
     pub background: u64,
     pub telemetry: u64,
     pub capture: CaptureCounts,
+    /// OTLP export losses, when exporting.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub export: Option<ExportCounts>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ExportCounts {
+    /// Failed export attempts (each retried).
+    pub failures: u64,
+    /// Items dropped because the queue was full while the backend could not take them.
+    pub dropped: u64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]

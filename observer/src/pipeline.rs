@@ -217,6 +217,7 @@ impl Pipeline {
                 unparsable_heads: t.unknown_unparsable,
                 lost_heads: t.unknown_lost,
             },
+            export: None,
         }
     }
 

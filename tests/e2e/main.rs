@@ -2,4 +2,5 @@
 //! OBSERVER_BIN and runs them as root, one at a time).
 mod capture;
 mod hardening;
+mod otlp;
 mod propagation;

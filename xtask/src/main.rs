@@ -1,8 +1,8 @@
 //! `cargo xtask`: set-up, tests, demo and install for observer.
 //!
 //! * `setup`   installs what the build and the tests need (idempotent, quiet when present);
-//! * `test`    runs everything: fmt check, clippy (-D warnings), unit tests, privileged
-//!   end-to-end tests on the real kernel (re-run under sudo when not root);
+//! * `test`    runs everything: fmt check, clippy (-D warnings), unit tests, a 30 s run of each
+//!   fuzz target, privileged end-to-end tests on the real kernel (re-run under sudo when not root);
 //! * `demo`    starts small local services that call each other, observes them, drives traffic;
 //! * `install` puts `observer` in /usr/local/bin so that `sudo observer --pid N` works.
 
@@ -176,6 +176,31 @@ fn test(no_privileged: bool, privileged_only: bool, filter: Option<String>) -> a
     result
 }
 
+/// The cargo-fuzz targets in fuzz/ (nightly).
+const FUZZ_TARGETS: &[&str] = &["decode", "decode_structured", "pipeline", "tracectx"];
+
+/// Runs each fuzz target for 30 s from its committed corpus. New inputs go to a scratch corpus
+/// under target/ (the committed one is only read); a crash fails the step and is saved in
+/// fuzz/artifacts/.
+fn fuzz_smoke() -> anyhow::Result<()> {
+    eprintln!("== fuzz smoke run (30 s per target)");
+    let fuzz = root_dir().join("fuzz");
+    for target in FUZZ_TARGETS {
+        let scratch = root_dir().join("target/fuzz-corpus").join(target);
+        let _ = std::fs::remove_dir_all(&scratch);
+        std::fs::create_dir_all(&scratch)
+            .with_context(|| format!("creating {}", scratch.display()))?;
+        // `cargo` here is the real cargo binary, not rustup's proxy: `+nightly` would not work.
+        run(Command::new("rustup")
+            .current_dir(&fuzz)
+            .args(["run", "nightly", "cargo", "fuzz", "run", target])
+            .arg(&scratch)
+            .arg(fuzz.join("corpus").join(target))
+            .args(["--", "-max_total_time=30"]))?;
+    }
+    Ok(())
+}
+
 fn test_steps(
     tally: &mut Tally,
     no_privileged: bool,
@@ -211,6 +236,7 @@ fn test_steps(
             .args(["-Z", "build-std=core", "--bins", "--", "-D", "warnings"]))?;
         eprintln!("== unit tests");
         tally.run(cargo().args(["test", "--workspace", "--exclude", "observer-tests"]))?;
+        fuzz_smoke()?;
         if no_privileged {
             return Ok(());
         }

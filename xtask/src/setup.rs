@@ -95,6 +95,13 @@ pub fn setup() -> anyhow::Result<()> {
         .context("installing bpf-linker")?;
     }
 
+    // 3b. cargo-fuzz, for the fuzz smoke run of `cargo xtask test` (fuzz/).
+    if !quiet_ok(Command::new("cargo").args(["fuzz", "--version"])) {
+        eprintln!("setup: installing cargo-fuzz");
+        run(Command::new("cargo").args(["install", "--locked", "cargo-fuzz"]))
+            .context("installing cargo-fuzz")?;
+    }
+
     // 4. Python packages of the OpenTelemetry-instrumented test app, in a venv of the repo's target dir.
     let venv = crate::root_dir().join("target/otel-venv");
     let reqs = crate::root_dir().join("tests/apps/requirements-otel.txt");
@@ -110,5 +117,28 @@ pub fn setup() -> anyhow::Result<()> {
             .arg(&reqs))?;
         std::fs::copy(&reqs, &marker).context("marking the venv as installed")?;
     }
+
+    // 5. A real OpenTelemetry collector for the OTLP end-to-end tests (a wheel with its binary).
+    let rotel = crate::root_dir().join("target/rotel-venv");
+    if !rotel.join("bin/rotel-agent-path").is_file() {
+        eprintln!(
+            "setup: installing the rotel collector into {}",
+            rotel.display()
+        );
+        run(Command::new("python3").arg("-m").arg("venv").arg(&rotel))?;
+        run(Command::new(rotel.join("bin/pip")).args(["install", "-q", ROTEL]))?;
+        let agent = Command::new(rotel.join("bin/python"))
+            .args(["-c", "import rotel, os; print(os.path.join(os.path.dirname(rotel.__file__), 'rotel-agent'))"])
+            .output()
+            .context("locating rotel-agent")?;
+        std::fs::write(
+            rotel.join("bin/rotel-agent-path"),
+            String::from_utf8_lossy(&agent.stdout).trim(),
+        )
+        .context("recording the rotel-agent path")?;
+    }
     Ok(())
 }
+
+/// The rotel collector release the OTLP tests run against.
+const ROTEL: &str = "rotel==0.0.1a15";

@@ -32,6 +32,9 @@ pub const METRICS_INTERVAL: Duration = Duration::from_secs(10);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// Breaks kept to attach as events to server spans that are exported after them.
 const RECENT_BREAKS: usize = 1024;
+/// How long a span waits before export: breaks reach the exporter only after the pipeline's
+/// drop check (every 200 ms), and they become events of their server span.
+const SPAN_DELAY: Duration = Duration::from_millis(600);
 
 /// A FIFO that drops its oldest item when full, and counts what it dropped.
 #[derive(Debug)]
@@ -59,7 +62,12 @@ impl<T> BoundedQueue<T> {
     }
 
     pub fn take(&mut self, n: usize) -> Vec<T> {
-        let n = n.min(self.items.len());
+        self.take_while(n, |_| true)
+    }
+
+    /// Up to `n` items from the front, stopping at the first that `ready` refuses.
+    pub fn take_while(&mut self, n: usize, ready: impl Fn(&T) -> bool) -> Vec<T> {
+        let n = self.items.iter().take(n).take_while(|i| ready(i)).count();
         self.items.drain(..n).collect()
     }
 
@@ -85,7 +93,8 @@ impl<T> BoundedQueue<T> {
 
 #[derive(Debug)]
 struct Shared {
-    spans: BoundedQueue<SpanRecord>,
+    /// With the time each was queued: spans wait `SPAN_DELAY` for the breaks that concern them.
+    spans: BoundedQueue<(tokio::time::Instant, SpanRecord)>,
     breaks: BoundedQueue<BreakRecord>,
     recent_breaks: VecDeque<BreakRecord>,
     counters: Counters,
@@ -145,7 +154,7 @@ impl Exporter {
                         .entry((s.process.service.clone(), peer))
                         .or_default() += 1;
                 }
-                sh.spans.push(s.clone());
+                sh.spans.push((tokio::time::Instant::now(), s.clone()));
             }
             Record::Break(b) => {
                 let peer = b
@@ -166,7 +175,7 @@ impl Exporter {
             }
             Record::Ready { .. } | Record::Summary(_) => {}
         }
-        let full = sh.spans.len() >= BATCH || sh.breaks.len() >= BATCH;
+        let full = sh.breaks.len() >= BATCH;
         drop(sh);
         if full {
             self.wake.notify_one();
@@ -202,7 +211,9 @@ impl Exporter {
     }
 
     /// Flushes what is queued (and final metrics) until `deadline`, then stops the task.
-    pub async fn shutdown(self, deadline: Duration) {
+    /// Returns the final (dropped, failures); what was still queued at the deadline counts as
+    /// dropped.
+    pub async fn shutdown(self, deadline: Duration) -> (u64, u64) {
         lock(&self.shared).closing = true;
         self.wake.notify_one();
         let abort = self.task.abort_handle();
@@ -210,6 +221,10 @@ impl Exporter {
             abort.abort();
             tracing::warn!("OTLP export did not finish within {deadline:?}; the rest is dropped");
         }
+        let sh = lock(&self.shared);
+        let unsent = (sh.spans.len() + sh.breaks.len()) as u64;
+        let failures = sh.counters.export_failures.values().sum();
+        (sh.spans.dropped + sh.breaks.dropped + unsent, failures)
     }
 }
 
@@ -259,15 +274,17 @@ async fn run(
         while span_backoff.ready() {
             let (batch, breaks) = {
                 let mut sh = lock(&shared);
-                (
-                    sh.spans.take(BATCH),
-                    sh.recent_breaks.iter().cloned().collect::<Vec<_>>(),
-                )
+                let closing = sh.closing;
+                let batch = sh
+                    .spans
+                    .take_while(BATCH, |(at, _)| closing || at.elapsed() >= SPAN_DELAY);
+                (batch, sh.recent_breaks.iter().cloned().collect::<Vec<_>>())
             };
             if batch.is_empty() {
                 break;
             }
-            let req = convert::traces(&batch, &breaks, &host);
+            let spans: Vec<SpanRecord> = batch.iter().map(|(_, s)| s.clone()).collect();
+            let req = convert::traces(&spans, &breaks, &host);
             match transport.traces(req).await {
                 Ok(()) => span_backoff.succeeded(),
                 Err(e) => {

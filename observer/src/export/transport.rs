@@ -59,7 +59,9 @@ fn target(cfg: &SignalConfig) -> Target {
             Ok(ep) => Way::Grpc(ep.connect_timeout(cfg.timeout).connect_lazy()),
             Err(e) => Way::Invalid(format!("{}: {e}", cfg.endpoint)),
         },
-        Protocol::HttpProtobuf => Way::Http(Box::new(Client::builder(TokioExecutor::new()).build_http())),
+        Protocol::HttpProtobuf => {
+            Way::Http(Box::new(Client::builder(TokioExecutor::new()).build_http()))
+        }
     };
     Target {
         way,
