@@ -15,8 +15,8 @@ use observer::capture::record::{
 };
 use observer_common::{
     AF_INET, AF_INET6, AF_UNIX, ConnEvent, DataHeader, EventHeader, ForkEvent, HEAD_MAX,
-    KIND_ACCEPT, KIND_CLOSE, KIND_CONNECT, KIND_DATA, KIND_EXIT, KIND_FORK, KIND_THREAD_EXIT,
-    flags, sys,
+    KIND_ACCEPT, KIND_CLOSE, KIND_CONNECT, KIND_DATA, KIND_EXEC, KIND_EXIT, KIND_FORK,
+    KIND_THREAD_EXIT, flags, sys,
 };
 
 const HDR: usize = size_of::<EventHeader>();
@@ -100,6 +100,7 @@ pub fn encode(ev: &Event) -> Vec<u8> {
         Event::Fork { origin, child_tid } => raw::fork(*origin, *child_tid),
         Event::ThreadExit { origin } => raw::simple(KIND_THREAD_EXIT, *origin, -1),
         Event::Exit { origin } => raw::simple(KIND_EXIT, *origin, -1),
+        Event::Exec { origin } => raw::simple(KIND_EXEC, *origin, -1),
     }
 }
 
@@ -125,7 +126,7 @@ pub fn check_bytes(bytes: &[u8]) {
         }
         Err(DecodeError::UnknownKind(k)) => {
             assert_eq!(k, u32_at(bytes, offset_of!(EventHeader, kind)));
-            assert!(!(KIND_DATA..=KIND_THREAD_EXIT).contains(&k));
+            assert!(!(KIND_DATA..=KIND_EXEC).contains(&k));
             return;
         }
         Err(DecodeError::UnknownSyscall(s)) => {
@@ -166,6 +167,7 @@ pub fn check_bytes(bytes: &[u8]) {
         Event::Close { .. } => assert_eq!(kind, KIND_CLOSE),
         Event::ThreadExit { .. } => assert_eq!(kind, KIND_THREAD_EXIT),
         Event::Exit { .. } => assert_eq!(kind, KIND_EXIT),
+        Event::Exec { .. } => assert_eq!(kind, KIND_EXEC),
     }
     // What the raw builders make of the event decodes to the same event.
     assert_eq!(decode(encode(&ev)).as_ref(), Ok(&ev));
@@ -431,6 +433,7 @@ impl Spec {
             }
             KIND_THREAD_EXIT => Ok(Event::ThreadExit { origin }),
             KIND_EXIT => Ok(Event::Exit { origin }),
+            KIND_EXEC => Ok(Event::Exec { origin }),
             other => Err(DecodeError::UnknownKind(other)),
         })
     }

@@ -26,6 +26,8 @@ pub const KIND_FORK: u32 = 5;
 pub const KIND_EXIT: u32 = 6;
 /// One thread of a process exited (`hdr.tid`).
 pub const KIND_THREAD_EXIT: u32 = 7;
+/// The process replaced its program (`execve`): its name and metadata changed.
+pub const KIND_EXEC: u32 = 8;
 
 /// `DataHeader::flags`.
 pub mod flags {

@@ -33,13 +33,18 @@ use aya_ebpf::{
 use aya_log_ebpf::warn;
 use observer_common::{
     AF_INET, AF_INET6, AF_UNIX, ConnEvent, ConnKey, ConnState, DataHeader, DirState, EventHeader,
-    ForkEvent, HEAD_MAX, KIND_ACCEPT, KIND_CLOSE, KIND_CONNECT, KIND_DATA, KIND_EXIT, KIND_FORK,
-    KIND_THREAD_EXIT, MAX_IOV, SCRATCH_SIZE, SyscallArgs, config, flags, stat, sys,
+    ForkEvent, HEAD_MAX, KIND_ACCEPT, KIND_CLOSE, KIND_CONNECT, KIND_DATA, KIND_EXEC, KIND_EXIT,
+    KIND_FORK, KIND_THREAD_EXIT, MAX_IOV, SCRATCH_SIZE, SyscallArgs, config, flags, stat, sys,
 };
 
 /// Observed thread-group ids (and the tids of threads forked by them, until they exit).
 #[map]
 static TRACED: HashMap<u32, u8> = HashMap::with_max_entries(65_536, 0);
+
+/// In `--all` mode, processes user space filtered out (`--exclude-comm`, `--cgroup`,
+/// `--container`): they stop producing records after their first ones.
+#[map]
+static EXCLUDED: HashMap<u32, u8> = HashMap::with_max_entries(65_536, 0);
 
 /// Settings written by user space before attaching (`observer_common::config`).
 #[map]
@@ -93,7 +98,9 @@ fn is_traced(tgid: u32) -> bool {
     if TRACED.get_ptr(tgid).is_some() {
         return true;
     }
-    config(config::TRACE_ALL) == 1 && u64::from(tgid) != config(config::SELF_TGID)
+    config(config::TRACE_ALL) == 1
+        && u64::from(tgid) != config(config::SELF_TGID)
+        && EXCLUDED.get_ptr(tgid).is_none()
 }
 
 #[inline(always)]
@@ -650,6 +657,15 @@ fn try_fork(ctx: &TracePointContext) -> Result<(), i64> {
 }
 
 #[tracepoint]
+pub fn sched_process_exec(_ctx: TracePointContext) -> u32 {
+    let id = bpf_get_current_pid_tgid();
+    if is_traced((id >> 32) as u32) {
+        emit(&header(KIND_EXEC, id, -1));
+    }
+    0
+}
+
+#[tracepoint]
 pub fn sched_process_exit(ctx: TracePointContext) -> u32 {
     let _ = try_exit(&ctx);
     0
@@ -675,6 +691,7 @@ fn try_exit(ctx: &TracePointContext) -> Result<(), i64> {
     }
     if group_dead {
         let _ = TRACED.remove(tgid);
+        let _ = EXCLUDED.remove(tgid);
         emit(&header(KIND_EXIT, id, -1));
     }
     Ok(())

@@ -9,6 +9,7 @@
 //! * sinks: [`output`] renders records as JSON lines or readable lines; [`export`] sends them over
 //!   OTLP.
 pub mod capture;
+pub mod cgroup;
 pub mod correlate;
 pub mod export;
 pub mod http;

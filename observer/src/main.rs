@@ -13,7 +13,7 @@ use observer::correlate::{self, RandomIds};
 use observer::export::{self, Exporter};
 use observer::http::head::ParseOptions;
 use observer::output::{self, Format, Record};
-use observer::pipeline::Pipeline;
+use observer::pipeline::{Pipeline, ProcessFilter};
 use observer::procinfo::Procfs;
 use observer::tracectx::{HeaderSet, TraceHeader};
 use tokio::signal::unix::{SignalKind, signal};
@@ -25,9 +25,21 @@ struct Args {
     /// Process to observe, with all its threads and descendants (repeatable).
     #[arg(long = "pid", value_name = "PID", required_unless_present = "all")]
     pids: Vec<u32>,
-    /// Observe every process on the host except the observer itself.
+    /// Observe every process on the host except the observer itself, including those started later.
     #[arg(long)]
     all: bool,
+    /// Leave out processes with this name (repeatable).
+    #[arg(long, value_name = "NAME")]
+    exclude_comm: Vec<String>,
+    /// Only processes whose cgroup path starts with PATH (e.g. /kubepods.slice).
+    #[arg(long, value_name = "PATH")]
+    cgroup: Option<String>,
+    /// Only processes of the container whose id starts with ID.
+    #[arg(long, value_name = "ID")]
+    container: Option<String>,
+    /// Where the host's /proc is (e.g. /host/proc in a container).
+    #[arg(long, value_name = "DIR", default_value = "/proc")]
+    proc_root: std::path::PathBuf,
     /// Output format on stdout.
     #[arg(long, value_enum, default_value = "pretty")]
     output: Format,
@@ -114,7 +126,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let export =
         export::config::from_env(args.otlp_endpoint.as_deref(), &|k| std::env::var(k).ok())?;
     preflight::check(&LinuxHost, &args.pids)?;
-    let procfs = Procfs::default();
+    let procfs = Procfs::new(&args.proc_root);
     let mut pids = Vec::new();
     for &pid in &args.pids {
         pids.extend(procfs.with_descendants(pid));
@@ -146,6 +158,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
         wall_offset_ns()?,
     );
     pipeline.set_service_name(args.service_name.clone());
+    pipeline.set_filter(ProcessFilter {
+        exclude_comm: args.exclude_comm.clone(),
+        cgroup: args.cgroup.clone(),
+        container: args.container.clone(),
+    });
     let mut os = procfs;
     let exporter = export.map(|cfg| {
         let host_name = std::fs::read_to_string("/proc/sys/kernel/hostname")
@@ -212,6 +229,13 @@ async fn run(args: Args) -> anyhow::Result<()> {
             _ = sigint.recv() => break,
             _ = sigterm.recv() => break,
             _ = &mut until => break,
+        }
+        let (excluded, included) = pipeline.take_excluded();
+        if args.all && !excluded.is_empty() {
+            capture.exclude_pids(&excluded)?;
+        }
+        if args.all && !included.is_empty() {
+            capture.include_pids(&included)?;
         }
         if let Some(x) = &exporter {
             records.iter().for_each(|r| x.record(r));

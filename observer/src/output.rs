@@ -16,6 +16,10 @@ pub struct ProcessMeta {
     pub executable: Option<String>,
     /// The command it was started with (argv[0]).
     pub command: Option<String>,
+    /// Its cgroup (see [`crate::cgroup`]).
+    pub cgroup: Option<String>,
+    pub container_id: Option<String>,
+    pub pod_uid: Option<String>,
 }
 
 /// A complete exchange seen by one process.
@@ -39,6 +43,11 @@ pub struct SpanRecord {
     /// Client spans: how the request was attributed to an inbound one (absent: background).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub attribution: Option<&'static str>,
+    /// The process's cgroup and container (absent when unknown / not in a container).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cgroup: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub container_id: Option<String>,
     #[serde(skip)]
     pub user_agent: Option<String>,
     #[serde(skip)]
@@ -78,6 +87,10 @@ pub struct BreakRecord {
     pub outbound: BreakOutbound,
     pub missing: Vec<&'static str>,
     pub time: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cgroup: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub container_id: Option<String>,
     #[serde(skip)]
     pub server_span_id: Option<String>,
     #[serde(skip)]

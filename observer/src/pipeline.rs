@@ -24,9 +24,48 @@ pub trait ProcView: SocketLookup {
         ProcessMeta {
             pid,
             service: self.service_name(pid),
-            executable: None,
-            command: None,
+            ..ProcessMeta::default()
         }
+    }
+}
+
+/// Which processes to leave out (node-wide mode): by process name, cgroup path prefix or
+/// container id prefix.
+#[derive(Debug, Clone, Default)]
+pub struct ProcessFilter {
+    pub exclude_comm: Vec<String>,
+    /// Only processes whose cgroup path starts with this.
+    pub cgroup: Option<String>,
+    /// Only processes of containers whose id starts with this.
+    pub container: Option<String>,
+}
+
+impl ProcessFilter {
+    pub fn admits(&self, m: &ProcessMeta, comm: &str) -> bool {
+        if self.exclude_comm.iter().any(|c| c == comm) {
+            return false;
+        }
+        if let Some(prefix) = &self.cgroup
+            && !m
+                .cgroup
+                .as_deref()
+                .is_some_and(|c| c.starts_with(prefix.as_str()))
+        {
+            return false;
+        }
+        if let Some(prefix) = &self.container
+            && !m
+                .container_id
+                .as_deref()
+                .is_some_and(|c| c.starts_with(prefix.as_str()))
+        {
+            return false;
+        }
+        true
+    }
+
+    fn is_empty(&self) -> bool {
+        self.exclude_comm.is_empty() && self.cgroup.is_none() && self.container.is_none()
     }
 }
 
@@ -45,6 +84,13 @@ pub struct Pipeline {
     names: HashMap<u32, Arc<ProcessMeta>>,
     /// `--service-name`: replaces every process name as `service`.
     service_override: Option<String>,
+    filter: ProcessFilter,
+    /// Processes the filter left out (their records are skipped).
+    excluded: std::collections::HashSet<u32>,
+    /// Newly left out, for the kernel to stop sending their records.
+    newly_excluded: Vec<u32>,
+    /// Left out before, but they exec'd: the kernel should send their records again.
+    newly_included: Vec<u32>,
     /// Breaks waiting for a drop check taken after them.
     held: Vec<BreakRecord>,
     held_reasons: Vec<BreakReason>,
@@ -70,6 +116,10 @@ impl Pipeline {
             correlator: Correlator::new(cfg, ids),
             names: HashMap::new(),
             service_override: None,
+            filter: ProcessFilter::default(),
+            excluded: std::collections::HashSet::new(),
+            newly_excluded: Vec::new(),
+            newly_included: Vec::new(),
             held: Vec::new(),
             held_reasons: Vec::new(),
             drops_seen: 0,
@@ -103,6 +153,19 @@ impl Pipeline {
         self.service_override = name;
     }
 
+    pub fn set_filter(&mut self, filter: ProcessFilter) {
+        self.filter = filter;
+    }
+
+    /// Processes left out since the last call (to add to the kernel's exclusion map), and those to
+    /// take out of it again (they exec'd).
+    pub fn take_excluded(&mut self) -> (Vec<u32>, Vec<u32>) {
+        (
+            std::mem::take(&mut self.newly_excluded),
+            std::mem::take(&mut self.newly_included),
+        )
+    }
+
     fn meta(&mut self, pid: u32, os: &mut dyn ProcView) -> Arc<ProcessMeta> {
         let service = &self.service_override;
         self.names
@@ -132,8 +195,32 @@ impl Pipeline {
             tracing::trace!(event = ?ev, "record");
         }
         let origin = ev.origin();
-        // Resolve the name while the process is certainly alive.
-        let _ = self.meta(origin.pid, os);
+        if let Event::Exec { .. } = ev {
+            // A new program: its name, metadata and the filter's verdict are decided afresh.
+            self.names.remove(&origin.pid);
+            if self.excluded.remove(&origin.pid) {
+                self.newly_included.push(origin.pid);
+            }
+            return;
+        }
+        if self.excluded.contains(&origin.pid) {
+            if let Event::Exit { .. } = ev {
+                self.excluded.remove(&origin.pid);
+            }
+            return;
+        }
+        // Resolve the name while the process is certainly alive, and apply the filter once.
+        let first_sight = !self.names.contains_key(&origin.pid);
+        let meta = self.meta(origin.pid, os);
+        if first_sight
+            && !self.filter.is_empty()
+            && !self.filter.admits(&meta, &os.service_name(origin.pid))
+        {
+            self.excluded.insert(origin.pid);
+            self.newly_excluded.push(origin.pid);
+            self.names.remove(&origin.pid);
+            return;
+        }
         match ev {
             Event::Fork { origin, child_tid } => {
                 self.correlator.on_fork(origin.pid, origin.tid, *child_tid)
@@ -248,6 +335,8 @@ impl Pipeline {
             duration_ms: (end - start) as f64 / 1e6,
             attribution: s.attribution.map(|a| a.as_str()),
             user_agent: head.and_then(|h| h.user_agent.clone()),
+            cgroup: process.cgroup.clone(),
+            container_id: process.container_id.clone(),
             process: Arc::clone(&process),
             start_unix_ns: start,
             end_unix_ns: end,
@@ -283,6 +372,8 @@ impl Pipeline {
             missing: b.missing.iter().map(|h| h.name()).collect(),
             time: rfc3339(time),
             server_span_id: b.server_span_id.map(|s| s.to_string()),
+            cgroup: process.cgroup.clone(),
+            container_id: process.container_id.clone(),
             process: Arc::clone(&process),
             time_unix_ns: time,
         }

@@ -110,11 +110,17 @@ impl ProcView for Procfs {
                     .map(|a| String::from_utf8_lossy(a).into_owned())
             })
             .filter(|c| !c.is_empty());
+        let cg = std::fs::read_to_string(dir.join("cgroup"))
+            .ok()
+            .map(|c| crate::cgroup::parse(&c));
         ProcessMeta {
             pid,
             service: self.service_name(pid),
             executable,
             command,
+            cgroup: cg.as_ref().map(|c| c.path.clone()),
+            container_id: cg.as_ref().and_then(|c| c.container_id.clone()),
+            pod_uid: cg.and_then(|c| c.pod_uid),
         }
     }
 

@@ -2,5 +2,6 @@
 //! OBSERVER_BIN and runs them as root, one at a time).
 mod capture;
 mod hardening;
+mod nodewide;
 mod otlp;
 mod propagation;

@@ -2,7 +2,7 @@
 //! loopback: what a user's backend receives for a propagation break, and an outage in the middle
 //! of traffic.
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use observer_tests::*;
@@ -13,7 +13,8 @@ const PARENT: &str = "00f067aa0ba902b7";
 /// A rotel collector receiving OTLP on `grpc`/`http` ports and writing what it got, in detail,
 /// to a log file.
 struct Collector {
-    proc: Proc,
+    /// Killed when the collector is dropped.
+    _proc: Proc,
     log: std::path::PathBuf,
     _dir: TempDir,
 }
@@ -48,7 +49,7 @@ fn collector(grpc: u16, http: u16) -> Collector {
     wait_port(http);
     wait_port(grpc);
     Collector {
-        proc: Proc { child },
+        _proc: Proc { child },
         log,
         _dir: dir,
     }
@@ -241,5 +242,4 @@ fn collector_outage_in_the_middle_of_traffic() {
         "memory stays bounded: {rss_before} kB -> {rss_during} kB"
     );
     drop((leaf, col));
-    let _ = Stdio::null();
 }

@@ -39,6 +39,7 @@ pub const TRACEPOINTS: &[(&str, &str)] = &[
     ("syscalls", "sys_enter_close"),
     ("sched", "sched_process_fork"),
     ("sched", "sched_process_exit"),
+    ("sched", "sched_process_exec"),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -204,6 +205,46 @@ impl Capture {
                 name: "TRACED",
                 source,
             })?;
+        }
+        Ok(())
+    }
+
+    /// Stops observing processes in `--all` mode (they were filtered out in user space).
+    pub fn exclude_pids(&mut self, pids: &[u32]) -> Result<(), LoadError> {
+        let mut excluded: BpfHashMap<&mut MapData, u32, u8> = BpfHashMap::try_from(
+            self.ebpf
+                .map_mut("EXCLUDED")
+                .ok_or_else(|| LoadError::Missing("EXCLUDED map".into()))?,
+        )
+        .map_err(|source| LoadError::Map {
+            name: "EXCLUDED",
+            source,
+        })?;
+        for &pid in pids {
+            excluded
+                .insert(pid, 1, 0)
+                .map_err(|source| LoadError::Map {
+                    name: "EXCLUDED",
+                    source,
+                })?;
+        }
+        Ok(())
+    }
+
+    /// Observes again processes excluded before (they exec'd into something the filter admits).
+    pub fn include_pids(&mut self, pids: &[u32]) -> Result<(), LoadError> {
+        let mut excluded: BpfHashMap<&mut MapData, u32, u8> = BpfHashMap::try_from(
+            self.ebpf
+                .map_mut("EXCLUDED")
+                .ok_or_else(|| LoadError::Missing("EXCLUDED map".into()))?,
+        )
+        .map_err(|source| LoadError::Map {
+            name: "EXCLUDED",
+            source,
+        })?;
+        for pid in pids {
+            // Already gone is fine.
+            let _ = excluded.remove(pid);
         }
         Ok(())
     }

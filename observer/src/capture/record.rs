@@ -11,8 +11,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use bytes::Bytes;
 use observer_common::{
     AF_INET, AF_INET6, AF_UNIX, ConnEvent as RawConn, DataHeader, EventHeader,
-    ForkEvent as RawFork, HEAD_MAX, KIND_ACCEPT, KIND_CLOSE, KIND_CONNECT, KIND_DATA, KIND_EXIT,
-    KIND_FORK, KIND_THREAD_EXIT, flags, sys,
+    ForkEvent as RawFork, HEAD_MAX, KIND_ACCEPT, KIND_CLOSE, KIND_CONNECT, KIND_DATA, KIND_EXEC,
+    KIND_EXIT, KIND_FORK, KIND_THREAD_EXIT, flags, sys,
 };
 
 /// Why a record could not be decoded.
@@ -132,6 +132,10 @@ pub enum Event {
     Exit {
         origin: Origin,
     },
+    /// The process replaced its program (`execve`).
+    Exec {
+        origin: Origin,
+    },
 }
 
 impl Event {
@@ -142,7 +146,8 @@ impl Event {
             Event::Close { origin, .. }
             | Event::Fork { origin, .. }
             | Event::ThreadExit { origin }
-            | Event::Exit { origin } => *origin,
+            | Event::Exit { origin }
+            | Event::Exec { origin } => *origin,
         }
     }
 }
@@ -270,6 +275,7 @@ pub fn decode(record: impl Into<Bytes>) -> Result<Event, DecodeError> {
         }
         KIND_THREAD_EXIT => Ok(Event::ThreadExit { origin }),
         KIND_EXIT => Ok(Event::Exit { origin }),
+        KIND_EXEC => Ok(Event::Exec { origin }),
         other => Err(DecodeError::UnknownKind(other)),
     }
 }

@@ -77,6 +77,12 @@ fn resource(p: &ProcessMeta, host: &HostInfo) -> Resource {
     if let Some(c) = &p.command {
         attributes.push(s("process.command", c.clone()));
     }
+    if let Some(c) = &p.container_id {
+        attributes.push(s("container.id", c.clone()));
+    }
+    if let Some(u) = &p.pod_uid {
+        attributes.push(s("k8s.pod.uid", u.clone()));
+    }
     attributes.push(s("host.name", host.host_name.clone()));
     for (k, v) in &host.extra {
         // The process's own facts win over configured ones.
@@ -516,7 +522,7 @@ pub fn metrics(c: &Counters, host: &HostInfo, start: u64, now: u64) -> ExportMet
         pid: std::process::id(),
         service: "observer".into(),
         executable: Some("observer".into()),
-        command: None,
+        ..ProcessMeta::default()
     };
     ExportMetricsServiceRequest {
         resource_metrics: vec![ResourceMetrics {

@@ -9,6 +9,10 @@ fn meta(pid: u32, service: &str) -> Arc<ProcessMeta> {
         service: service.into(),
         executable: Some("python3.11".into()),
         command: Some("python3".into()),
+        container_id: Some(
+            "3f4bfa1e9d1c07d2b4d7a5e81c0f5e2ab8ad93e5ff0c1d9e4f1a2b3c4d5e6f70".into(),
+        ),
+        ..ProcessMeta::default()
     })
 }
 
@@ -34,6 +38,8 @@ fn span_rec(pid: u32, kind: &'static str, status: u16, span_id: &str) -> SpanRec
             None
         },
         user_agent: Some("curl/8".into()),
+        cgroup: None,
+        container_id: None,
         process: meta(pid, "orders"),
         start_unix_ns: 1_000,
         end_unix_ns: 2_000,
@@ -63,6 +69,8 @@ fn break_rec(pid: u32, server_span: &str) -> BreakRecord {
         missing: vec!["traceparent", "tracestate"],
         time: String::new(),
         server_span_id: Some(server_span.into()),
+        cgroup: None,
+        container_id: None,
         process: meta(pid, "orders"),
         time_unix_ns: 1_500,
     }

@@ -220,8 +220,7 @@ fn meta() -> Arc<ProcessMeta> {
     Arc::new(ProcessMeta {
         pid: 42,
         service: "orders".into(),
-        executable: None,
-        command: None,
+        ..ProcessMeta::default()
     })
 }
 
@@ -243,6 +242,8 @@ fn span_record(n: u64) -> Record {
         duration_ms: 1.0,
         attribution: None,
         user_agent: None,
+        cgroup: None,
+        container_id: None,
         process: meta(),
         start_unix_ns: 1,
         end_unix_ns: 2,
@@ -272,6 +273,8 @@ fn break_record() -> Record {
         missing: vec!["traceparent"],
         time: String::new(),
         server_span_id: Some(format!("{:016x}", 0x1000)),
+        cgroup: None,
+        container_id: None,
         process: meta(),
         time_unix_ns: 1,
     })

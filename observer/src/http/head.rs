@@ -250,14 +250,22 @@ fn clean_path(path: &str, keep_query: bool) -> String {
     } else {
         path.split(['?', '#']).next().unwrap_or(path)
     };
-    if path.len() <= MAX_PATH {
-        return path.to_owned();
+    let cut = if path.len() <= MAX_PATH {
+        path.to_owned()
+    } else {
+        let mut end = MAX_PATH;
+        while !path.is_char_boundary(end) {
+            end -= 1;
+        }
+        format!("{}...", &path[..end])
+    };
+    // httparse lets any UTF-8 through, C1 controls (U+0080..U+009F) included, which a terminal
+    // showing the readable output would take for escape sequences.
+    if cut.contains(char::is_control) {
+        cut.replace(char::is_control, "?")
+    } else {
+        cut
     }
-    let mut end = MAX_PATH;
-    while !path.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}...", &path[..end])
 }
 
 /// True when `buf` may begin an HTTP/1.x head: a method token followed by a space, or `HTTP/`.
@@ -447,6 +455,14 @@ mod tests {
         assert_eq!(r.host.as_deref(), Some("a?b"));
         assert_eq!(r.path.len(), MAX_PATH + 3);
         assert!(r.path.ends_with("..."));
+    }
+
+    #[test]
+    fn c1_control_characters_in_paths_are_masked() {
+        // Caught by the pipeline fuzz target (no control character in a rendered line): U+009B
+        // (CSI) in a path reached the readable output as it was.
+        let (r, _) = req(b"GET /a\xc2\x9b31mb\xc2\x85/\xc3\xa9 HTTP/1.1\r\nHost: h\r\n\r\n");
+        assert_eq!(r.path, "/a?31mb?/\u{e9}");
     }
 
     #[test]

@@ -235,7 +235,7 @@ impl Tracker {
                     }
                 }
             }
-            Event::Fork { .. } | Event::ThreadExit { .. } => {}
+            Event::Fork { .. } | Event::ThreadExit { .. } | Event::Exec { .. } => {}
         }
     }
 

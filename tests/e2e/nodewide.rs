@@ -1,0 +1,81 @@
+//! Node-wide mode: `observer --all` on processes it was not told about.
+
+use observer_tests::*;
+
+const TRACE: &str = "80f198ee56343ba864fe8b2a57d3eff7";
+
+fn cgroup_path(pid: u32) -> String {
+    let c = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
+    // The same rule as the observer: the v2 path unless it is the root, else a named v1 path.
+    let v2 = c
+        .lines()
+        .find_map(|l| l.strip_prefix("0::"))
+        .filter(|p| *p != "/");
+    v2.map(str::to_owned)
+        .or_else(|| {
+            c.lines()
+                .filter_map(|l| l.splitn(3, ':').nth(2))
+                .find(|p| *p != "/")
+                .map(str::to_owned)
+        })
+        .unwrap_or_else(|| "/".into())
+}
+
+/// Started after the observer, never named to it: its break is reported, attributed to the right
+/// process and cgroup.
+#[test]
+fn all_mode_reports_a_break_in_a_process_started_later() {
+    if !privileged() {
+        return;
+    }
+    let obs = Observer::start(&["--all".into()]);
+    let (leaf, leaf_port) = svc("py", None, &[]);
+    let (middle, port) = svc("py", Some(leaf_port), &["--name", "latecomer"]);
+    let b3 = [
+        ("x-b3-traceid", TRACE),
+        ("x-b3-spanid", "e457b5a2e4d86bd1"),
+        ("x-b3-sampled", "1"),
+    ];
+    assert_eq!(curl(&format!("http://127.0.0.1:{port}/drop"), &b3), 200);
+    let r = obs.stop();
+    let breaks: Vec<&Value> = r
+        .breaks()
+        .into_iter()
+        .filter(|b| b["inbound"]["trace_id"] == TRACE)
+        .collect();
+    assert_eq!(breaks.len(), 1, "{}", r.dump());
+    let b = breaks[0];
+    assert_eq!(b["pid"], middle.pid());
+    assert_eq!(b["service"], "latecomer");
+    assert_eq!(b["reason"], "missing");
+    assert_eq!(b["cgroup"], cgroup_path(middle.pid()), "{b}");
+    // The leaf, also unnamed, shows up as the server of the dropped call.
+    assert!(
+        r.spans("server", leaf.pid())
+            .iter()
+            .any(|s| s["path"] == "/leaf"),
+        "{}",
+        r.dump()
+    );
+}
+
+/// `--exclude-comm` leaves a process out entirely.
+#[test]
+fn all_mode_excludes_by_process_name() {
+    if !privileged() {
+        return;
+    }
+    let obs = Observer::start(&["--all".into(), "--exclude-comm".into(), "latecomer".into()]);
+    let (_leaf, leaf_port) = svc("py", None, &[]);
+    let (middle, port) = svc("py", Some(leaf_port), &["--name", "latecomer"]);
+    let b3 = [("x-b3-traceid", TRACE), ("x-b3-spanid", "e457b5a2e4d86bd1")];
+    for _ in 0..3 {
+        assert_eq!(curl(&format!("http://127.0.0.1:{port}/drop"), &b3), 200);
+    }
+    let r = obs.stop();
+    assert!(
+        r.all.iter().all(|v| v["pid"] != middle.pid()),
+        "nothing from the excluded process: {}",
+        r.dump()
+    );
+}
