@@ -12,7 +12,8 @@ use std::path::{Path, PathBuf};
 
 use observer::capture::record::{Origin, raw};
 use observer_common::{
-    HEAD_MAX, KIND_ACCEPT, KIND_CLOSE, KIND_CONNECT, KIND_EXIT, KIND_THREAD_EXIT, flags, sys,
+    HEAD_MAX, KIND_ACCEPT, KIND_CLOSE, KIND_CONNECT, KIND_EXEC, KIND_EXIT, KIND_THREAD_EXIT, flags,
+    sys,
 };
 use observer_fuzz::headers;
 use observer_fuzz::script::{self, Op, Setup, fl};
@@ -411,8 +412,8 @@ fn pipeline_seeds() {
         s.write("one-byte-writes");
     }
 
-    // A worker thread spawned by the handler makes the call; the handler exits; the process ends
-    // with connections open.
+    // A worker thread spawned by the handler makes the call; the worker exits, the process forks,
+    // execs, answers and ends with connections open.
     {
         let server = who(3, 0, 0);
         let worker = who(3, 2, 1);
@@ -441,6 +442,11 @@ fn pipeline_seeds() {
                 dt: 0x12,
             })
             .check(0)
+            .op(Op::Exec {
+                who: server,
+                dt: 0x12,
+            })
+            .sys(server, true, &response(200, &[], ""))
             .op(Op::Exit {
                 who: server,
                 dt: 0x12,
@@ -659,6 +665,7 @@ fn decode_seeds() {
         ("fork", raw::fork(o, 4300)),
         ("thread-exit", raw::simple(KIND_THREAD_EXIT, o, -1)),
         ("exit", raw::simple(KIND_EXIT, o, -1)),
+        ("exec", raw::simple(KIND_EXEC, o, -1)),
         ("unknown-kind", raw::simple(99, o, 1)),
         ("unknown-syscall", raw::data_with(o, 1, 77, 0, 1, b"x")),
         ("garbage", noise(42, 96)),

@@ -3,7 +3,7 @@
 //! `record::decode`, so the pipeline sees exactly what the kernel can send.
 //!
 //! Format (missing bytes read as 0, so every byte string is a script):
-//! `[cfg][os][wall]` then operations, each a tag byte (`tag % 9`) and its arguments:
+//! `[cfg][os][wall]` then operations, each a tag byte (`tag % 10`) and its arguments:
 //!
 //! | tag | operation | arguments |
 //! | --- | --- | --- |
@@ -16,6 +16,7 @@
 //! | 6 | process exit | who, dt |
 //! | 7 | drop check | counters |
 //! | 8 | raw record | len (u8), `len` bytes, decoded as they are |
+//! | 9 | exec | who, dt |
 //!
 //! * who: pid `PIDS[who & 3]`, tid `pid + (who >> 2 & 3)` (`+ 4` with bit 7), fd `3 + (who >> 4 & 7)`.
 //! * flags: bit 0 write (egress). With bit 7 the record is one syscall as a model of the kernel's
@@ -47,7 +48,7 @@ use observer::output::{Format, Record, render};
 use observer::pipeline::{KernelCounters, Pipeline, ProcView};
 use observer::tracectx::TraceHeader;
 use observer_common::{
-    HEAD_MAX, KIND_ACCEPT, KIND_CLOSE, KIND_CONNECT, KIND_EXIT, KIND_THREAD_EXIT, flags,
+    HEAD_MAX, KIND_ACCEPT, KIND_CLOSE, KIND_CONNECT, KIND_EXEC, KIND_EXIT, KIND_THREAD_EXIT, flags,
 };
 
 use crate::Reader;
@@ -126,6 +127,10 @@ pub enum Op {
     Raw {
         bytes: Vec<u8>,
     },
+    Exec {
+        who: u8,
+        dt: u8,
+    },
 }
 
 /// Writes a script (for the seed generator).
@@ -159,6 +164,7 @@ pub fn encode(setup: Setup, ops: &[Op]) -> Vec<u8> {
                 b.extend_from_slice(&[8, n as u8]);
                 b.extend_from_slice(&bytes[..n]);
             }
+            Op::Exec { who, dt } => b.extend_from_slice(&[9, *who, *dt]),
         }
     }
     b
@@ -174,7 +180,7 @@ pub fn parse(input: &[u8]) -> (Setup, Vec<Op>) {
     };
     let mut ops = Vec::new();
     while !r.is_empty() {
-        let op = match r.u8() % 9 {
+        let op = match r.u8() % 10 {
             0 => {
                 let (who, flags, sys, dt) = (r.u8(), r.u8(), r.u8(), r.u8());
                 let n = usize::from(r.u16());
@@ -216,12 +222,16 @@ pub fn parse(input: &[u8]) -> (Setup, Vec<Op>) {
                 dt: r.u8(),
             },
             7 => Op::DropCheck { counters: r.u8() },
-            _ => {
+            8 => {
                 let n = usize::from(r.u8());
                 Op::Raw {
                     bytes: r.bytes(n).to_vec(),
                 }
             }
+            _ => Op::Exec {
+                who: r.u8(),
+                dt: r.u8(),
+            },
         };
         ops.push(op);
     }
@@ -674,6 +684,19 @@ pub fn run(input: &[u8]) -> Outcome {
                 kernel.exit(pid);
                 Some(raw::simple(
                     KIND_EXIT,
+                    Origin {
+                        pid,
+                        tid,
+                        ts_ns: ts,
+                    },
+                    -1,
+                ))
+            }
+            Op::Exec { who: w, dt } => {
+                ts = step(ts, *dt);
+                let (pid, tid, _) = who(*w);
+                Some(raw::simple(
+                    KIND_EXEC,
                     Origin {
                         pid,
                         tid,

@@ -79,3 +79,67 @@ fn all_mode_excludes_by_process_name() {
         r.dump()
     );
 }
+
+/// The least-privilege set of the DaemonSet is enough: with exactly CAP_BPF, CAP_PERFMON,
+/// CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH (setpriv drops every other one) the observer still
+/// finds a break; without one of them it stops at start with a message naming it.
+#[test]
+fn least_privilege_capabilities_suffice_and_each_is_named_when_missing() {
+    if !privileged() {
+        return;
+    }
+    let bin = std::env::var("OBSERVER_BIN").expect("OBSERVER_BIN");
+    let (_leaf, leaf_port) = svc("py", None, &[]);
+    let (middle, port) = svc("py", Some(leaf_port), &[]);
+    let setpriv = |caps: &str| {
+        let mut c = std::process::Command::new("setpriv");
+        c.args([
+            &format!("--bounding-set=-all,{caps}"),
+            "--inh-caps=-all",
+            "--",
+            &bin,
+        ]);
+        c
+    };
+    let mut cmd = setpriv("+bpf,+perfmon,+sys_ptrace,+dac_read_search");
+    cmd.args(["--pid", &middle.pid().to_string(), "--output", "json"])
+        .stdout(std::process::Stdio::piped());
+    let mut child = cmd.spawn().expect("setpriv (util-linux)");
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(child.stdout.take().unwrap()));
+    let ready = lines.next().and_then(Result::ok).unwrap_or_default();
+    assert!(
+        ready.contains("\"ready\""),
+        "not ready with the least-privilege set: {ready}"
+    );
+    let b3 = [("x-b3-traceid", TRACE), ("x-b3-spanid", "e457b5a2e4d86bd1")];
+    assert_eq!(curl(&format!("http://127.0.0.1:{port}/drop"), &b3), 200);
+    std::thread::sleep(std::time::Duration::from_millis(800));
+    signal(child.id(), "TERM");
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    assert!(child.wait().unwrap().success());
+    assert_eq!(
+        rest.iter()
+            .filter(|l| l.contains("\"type\":\"break\""))
+            .count(),
+        1,
+        "{rest:?}"
+    );
+
+    for (caps, missing) in [
+        ("+perfmon,+sys_ptrace,+dac_read_search", "CAP_BPF"),
+        ("+bpf,+sys_ptrace,+dac_read_search", "CAP_PERFMON"),
+        ("+bpf,+perfmon,+dac_read_search", "CAP_SYS_PTRACE"),
+        ("+bpf,+perfmon,+sys_ptrace", "CAP_DAC_READ_SEARCH"),
+    ] {
+        let out = setpriv(caps)
+            .args(["--pid", &middle.pid().to_string(), "--duration", "1"])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "started without {missing}");
+        assert!(
+            err.contains(&format!("missing capabilities: {missing}.")),
+            "{missing}: {err}"
+        );
+    }
+}

@@ -433,3 +433,38 @@ fn bounded_queue_drops_oldest_and_keeps_order() {
     assert_eq!(q.take(10), vec![4, 5, 6]);
     assert_eq!(q.dropped, 4);
 }
+
+/// A backend that accepts connections and never answers: each attempt times out, is counted, and
+/// the capture path is never held up.
+#[tokio::test]
+async fn stalling_backend_times_out_and_never_blocks() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let hold = tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((sock, _)) = listener.accept().await {
+            open.push(sock);
+        }
+    });
+    let mut c = cfg(Protocol::HttpProtobuf, &format!("http://{addr}"));
+    for s in [&mut c.traces, &mut c.logs, &mut c.metrics] {
+        s.timeout = Duration::from_millis(300);
+    }
+    let x = Exporter::start(c, HostInfo::default());
+    let started = std::time::Instant::now();
+    for n in 0..1000 {
+        x.record(&span_record(n));
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "record() must not wait on the backend"
+    );
+    eventually("timed-out attempts", 10, || x.losses().1 >= 1).await;
+    let (dropped, failures) = x.shutdown(Duration::from_millis(500)).await;
+    assert!(failures >= 1);
+    assert_eq!(
+        dropped, 1000,
+        "what never got out is counted as dropped at shutdown"
+    );
+    hold.abort();
+}
