@@ -188,17 +188,21 @@ impl Capture {
         self.probes
     }
 
+    /// One of the pid sets (`TRACED`, `EXCLUDED`).
+    fn pid_set(
+        &mut self,
+        name: &'static str,
+    ) -> Result<BpfHashMap<&mut MapData, u32, u8>, LoadError> {
+        let map = self
+            .ebpf
+            .map_mut(name)
+            .ok_or_else(|| LoadError::Missing(format!("{name} map")))?;
+        BpfHashMap::try_from(map).map_err(|source| LoadError::Map { name, source })
+    }
+
     /// Adds processes to the kernel's filter.
     pub fn add_pids(&mut self, pids: &[u32]) -> Result<(), LoadError> {
-        let mut traced: BpfHashMap<&mut MapData, u32, u8> = BpfHashMap::try_from(
-            self.ebpf
-                .map_mut("TRACED")
-                .ok_or_else(|| LoadError::Missing("TRACED map".into()))?,
-        )
-        .map_err(|source| LoadError::Map {
-            name: "TRACED",
-            source,
-        })?;
+        let mut traced = self.pid_set("TRACED")?;
         let unique: HashSet<u32> = pids.iter().copied().collect();
         for pid in unique {
             traced.insert(pid, 1, 0).map_err(|source| LoadError::Map {
@@ -211,15 +215,7 @@ impl Capture {
 
     /// Stops observing processes in `--all` mode (they were filtered out in user space).
     pub fn exclude_pids(&mut self, pids: &[u32]) -> Result<(), LoadError> {
-        let mut excluded: BpfHashMap<&mut MapData, u32, u8> = BpfHashMap::try_from(
-            self.ebpf
-                .map_mut("EXCLUDED")
-                .ok_or_else(|| LoadError::Missing("EXCLUDED map".into()))?,
-        )
-        .map_err(|source| LoadError::Map {
-            name: "EXCLUDED",
-            source,
-        })?;
+        let mut excluded = self.pid_set("EXCLUDED")?;
         for &pid in pids {
             excluded
                 .insert(pid, 1, 0)
@@ -233,15 +229,7 @@ impl Capture {
 
     /// Observes again processes excluded before (they exec'd into something the filter admits).
     pub fn include_pids(&mut self, pids: &[u32]) -> Result<(), LoadError> {
-        let mut excluded: BpfHashMap<&mut MapData, u32, u8> = BpfHashMap::try_from(
-            self.ebpf
-                .map_mut("EXCLUDED")
-                .ok_or_else(|| LoadError::Missing("EXCLUDED map".into()))?,
-        )
-        .map_err(|source| LoadError::Map {
-            name: "EXCLUDED",
-            source,
-        })?;
+        let mut excluded = self.pid_set("EXCLUDED")?;
         for pid in pids {
             // Already gone is fine.
             let _ = excluded.remove(pid);

@@ -115,6 +115,25 @@ async fn post(
         .map_err(|_| ExportError::Timeout(cfg.timeout))?
 }
 
+/// Sends one request to a target: the generated gRPC client of its signal, or an HTTP POST.
+macro_rules! send {
+    ($target:expr, $req:expr, $client:ident) => {{
+        let t: &Target = $target;
+        match &t.way {
+            Way::Grpc(ch) => {
+                let mut client = $client::new(ch.clone());
+                let call = client.export(grpc_request($req, &t.cfg));
+                tokio::time::timeout(t.cfg.timeout, call)
+                    .await
+                    .map_err(|_| ExportError::Timeout(t.cfg.timeout))??;
+                Ok(())
+            }
+            Way::Http(c) => post(c, &t.cfg, $req.encode_to_vec()).await,
+            Way::Invalid(e) => Err(ExportError::Endpoint(e.clone())),
+        }
+    }};
+}
+
 impl Transport {
     pub fn new(cfg: &ExportConfig) -> Transport {
         Transport {
@@ -125,50 +144,14 @@ impl Transport {
     }
 
     pub async fn traces(&mut self, req: ExportTraceServiceRequest) -> Result<(), ExportError> {
-        let t = &self.traces;
-        match &t.way {
-            Way::Grpc(ch) => {
-                let mut client = TraceServiceClient::new(ch.clone());
-                let fut = client.export(grpc_request(req, &t.cfg));
-                tokio::time::timeout(t.cfg.timeout, fut)
-                    .await
-                    .map_err(|_| ExportError::Timeout(t.cfg.timeout))??;
-                Ok(())
-            }
-            Way::Http(c) => post(c, &t.cfg, req.encode_to_vec()).await,
-            Way::Invalid(e) => Err(ExportError::Endpoint(e.clone())),
-        }
+        send!(&self.traces, req, TraceServiceClient)
     }
 
     pub async fn logs(&mut self, req: ExportLogsServiceRequest) -> Result<(), ExportError> {
-        let t = &self.logs;
-        match &t.way {
-            Way::Grpc(ch) => {
-                let mut client = LogsServiceClient::new(ch.clone());
-                let fut = client.export(grpc_request(req, &t.cfg));
-                tokio::time::timeout(t.cfg.timeout, fut)
-                    .await
-                    .map_err(|_| ExportError::Timeout(t.cfg.timeout))??;
-                Ok(())
-            }
-            Way::Http(c) => post(c, &t.cfg, req.encode_to_vec()).await,
-            Way::Invalid(e) => Err(ExportError::Endpoint(e.clone())),
-        }
+        send!(&self.logs, req, LogsServiceClient)
     }
 
     pub async fn metrics(&mut self, req: ExportMetricsServiceRequest) -> Result<(), ExportError> {
-        let t = &self.metrics;
-        match &t.way {
-            Way::Grpc(ch) => {
-                let mut client = MetricsServiceClient::new(ch.clone());
-                let fut = client.export(grpc_request(req, &t.cfg));
-                tokio::time::timeout(t.cfg.timeout, fut)
-                    .await
-                    .map_err(|_| ExportError::Timeout(t.cfg.timeout))??;
-                Ok(())
-            }
-            Way::Http(c) => post(c, &t.cfg, req.encode_to_vec()).await,
-            Way::Invalid(e) => Err(ExportError::Endpoint(e.clone())),
-        }
+        send!(&self.metrics, req, MetricsServiceClient)
     }
 }
