@@ -693,8 +693,11 @@ fn decode_seeds() {
     }
 }
 
+/// Header (name, value) pairs of one request head.
+type Headers = Vec<(&'static str, Vec<u8>)>;
+
 fn tracectx_seeds() {
-    let seeds: Vec<(&str, Vec<(&str, Vec<u8>)>)> = vec![
+    let seeds: Vec<(&str, Headers)> = vec![
         (
             "w3c",
             vec![

@@ -366,7 +366,10 @@ impl SocketLookup for FakeOs {
     fn lookup(&mut self, pid: u32, fd: i32) -> FdKind {
         if self.seed == 0 {
             return FdKind::Socket {
-                peer: Some(SocketAddr::from(([127, 0, 0, 1], 40_000 + (fd as u16)))),
+                peer: Some(SocketAddr::from((
+                    [127, 0, 0, 1],
+                    40_000u16.wrapping_add(fd as u16),
+                ))),
             };
         }
         let h = (pid / 1000).wrapping_mul(31) ^ (fd as u32).wrapping_mul(7) ^ u32::from(self.seed);
@@ -402,8 +405,10 @@ impl IdSource for Counter {
 }
 
 fn config(c: u8) -> (Config, ParseOptions) {
-    let mut cfg = Config::default();
-    cfg.require_sampling = c & 1 == 0;
+    let mut cfg = Config {
+        require_sampling: c & 1 == 0,
+        ..Config::default()
+    };
     if c & 2 != 0 {
         cfg.require.insert(TraceHeader::RequestId);
     }
@@ -715,7 +720,7 @@ pub fn run(input: &[u8]) -> Outcome {
                     assert!(matches!(r, Record::Break(_)), "drop check released {r:?}");
                     checker.record(r);
                 }
-                outcome.records.extend(out.drain(..));
+                outcome.records.append(&mut out);
                 continue;
             }
             Op::Raw { bytes } => match decode(bytes.clone()) {
@@ -740,7 +745,7 @@ pub fn run(input: &[u8]) -> Outcome {
             assert!(matches!(r, Record::Span(_)), "on_event emitted {r:?}");
             checker.record(r);
         }
-        outcome.records.extend(out.drain(..));
+        outcome.records.append(&mut out);
     }
 
     // A last drop check without new drops releases every break still held.
@@ -748,7 +753,7 @@ pub fn run(input: &[u8]) -> Outcome {
     for r in &out {
         checker.record(r);
     }
-    outcome.records.extend(out.drain(..));
+    outcome.records.append(&mut out);
 
     let s = pipe.summary();
     let t = pipe.tracker_stats();
