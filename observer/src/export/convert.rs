@@ -292,8 +292,8 @@ pub fn span(r: &SpanRecord) -> Span {
 
 /// Spans grouped by process into one request; `events` are the breaks to attach to server spans
 /// (by their span id).
-pub fn traces(
-    spans: &[SpanRecord],
+pub fn traces<'a>(
+    spans: impl IntoIterator<Item = &'a SpanRecord>,
     breaks: &[BreakRecord],
     host: &HostInfo,
 ) -> ExportTraceServiceRequest {

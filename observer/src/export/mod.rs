@@ -101,6 +101,19 @@ struct Shared {
     closing: bool,
 }
 
+impl Shared {
+    /// (dropped, failed attempts); with `unsent`, what is still queued counts as dropped.
+    fn losses(&self, unsent: bool) -> (u64, u64) {
+        let queued = if unsent {
+            (self.spans.len() + self.breaks.len()) as u64
+        } else {
+            0
+        };
+        let failures = self.counters.export_failures.values().sum();
+        (self.spans.dropped + self.breaks.dropped + queued, failures)
+    }
+}
+
 /// Handle of the export task.
 pub struct Exporter {
     shared: Arc<Mutex<Shared>>,
@@ -204,10 +217,7 @@ impl Exporter {
 
     /// What was dropped and failed so far, per signal: (dropped, failures).
     pub fn losses(&self) -> (u64, u64) {
-        let sh = lock(&self.shared);
-        let dropped = sh.spans.dropped + sh.breaks.dropped;
-        let failures = sh.counters.export_failures.values().sum();
-        (dropped, failures)
+        lock(&self.shared).losses(false)
     }
 
     /// Flushes what is queued (and final metrics) until `deadline`, then stops the task.
@@ -221,10 +231,7 @@ impl Exporter {
             abort.abort();
             tracing::warn!("OTLP export did not finish within {deadline:?}; the rest is dropped");
         }
-        let sh = lock(&self.shared);
-        let unsent = (sh.spans.len() + sh.breaks.len()) as u64;
-        let failures = sh.counters.export_failures.values().sum();
-        (sh.spans.dropped + sh.breaks.dropped + unsent, failures)
+        lock(&self.shared).losses(true)
     }
 }
 
@@ -278,13 +285,25 @@ async fn run(
                 let batch = sh
                     .spans
                     .take_while(BATCH, |(at, _)| closing || at.elapsed() >= SPAN_DELAY);
-                (batch, sh.recent_breaks.iter().cloned().collect::<Vec<_>>())
+                // Only the breaks of server spans in this batch become its events.
+                let ids: std::collections::HashSet<&str> =
+                    batch.iter().map(|(_, s)| s.span_id.as_str()).collect();
+                let breaks: Vec<BreakRecord> = sh
+                    .recent_breaks
+                    .iter()
+                    .filter(|b| {
+                        b.server_span_id
+                            .as_deref()
+                            .is_some_and(|id| ids.contains(id))
+                    })
+                    .cloned()
+                    .collect();
+                (batch, breaks)
             };
             if batch.is_empty() {
                 break;
             }
-            let spans: Vec<SpanRecord> = batch.iter().map(|(_, s)| s.clone()).collect();
-            let req = convert::traces(&spans, &breaks, &host);
+            let req = convert::traces(batch.iter().map(|(_, s)| s), &breaks, &host);
             match transport.traces(req).await {
                 Ok(()) => span_backoff.succeeded(),
                 Err(e) => {
