@@ -43,6 +43,7 @@ use std::net::SocketAddr;
 use observer::capture::record::{Event, Origin, decode, raw};
 use observer::correlate::{Config, IdSource};
 use observer::http::head::ParseOptions;
+use observer::http::table::Limits;
 use observer::http::tracker::{FdKind, SocketLookup};
 use observer::output::{Format, Record, render};
 use observer::pipeline::{KernelCounters, Pipeline, ProcView};
@@ -554,6 +555,12 @@ pub fn run(input: &[u8]) -> Outcome {
     let (cfg, parse_opts) = config(setup.cfg);
     let mut pipe = Pipeline::new(
         parse_opts,
+        // Small caps, so that eviction happens in short scripts.
+        Limits {
+            max_connections: 6,
+            max_per_process: 4,
+            idle_ns: 200_000,
+        },
         cfg,
         Box::new(Counter(0)),
         wall_offset(setup.wall),
@@ -711,6 +718,13 @@ pub fn run(input: &[u8]) -> Outcome {
                 ))
             }
             Op::DropCheck { counters: c } => {
+                if c & 0x10 != 0 {
+                    pipe.on_idle_check(ts, &mut os, &mut out);
+                    for r in &out {
+                        checker.record(r);
+                    }
+                    outcome.records.append(&mut out);
+                }
                 counters.ringbuf_drops += u64::from(c & 1);
                 counters.capped += u64::from(c >> 1 & 1);
                 counters.iov_cut += u64::from(c >> 2 & 1);

@@ -12,6 +12,7 @@ pub mod capture;
 pub mod cgroup;
 pub mod correlate;
 pub mod export;
+pub mod health;
 pub mod http;
 pub mod output;
 pub mod pipeline;

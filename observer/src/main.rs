@@ -1,6 +1,7 @@
 //! `observer`: the command line. Everything here is the edge (I/O, signals, errors to the user).
 
 use std::io::{IsTerminal, Write};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -11,7 +12,9 @@ use observer::capture::reader::RingReader;
 use observer::capture::record;
 use observer::correlate::{self, RandomIds};
 use observer::export::{self, Exporter};
+use observer::health::{self, Health};
 use observer::http::head::ParseOptions;
+use observer::http::table::Limits;
 use observer::output::{self, Format, Record};
 use observer::pipeline::{Pipeline, ProcessFilter};
 use observer::procinfo::Procfs;
@@ -63,6 +66,19 @@ struct Args {
     /// service.name for everything observed (default: each process's name).
     #[arg(long, value_name = "NAME")]
     service_name: Option<String>,
+    /// Connections tracked at most, all processes together (the least recently used go first).
+    #[arg(long, default_value_t = Limits::default().max_connections)]
+    max_connections: usize,
+    /// Connections tracked at most per process.
+    #[arg(long, default_value_t = Limits::default().max_per_process)]
+    max_connections_per_process: usize,
+    /// A connection with no traffic for this many seconds is forgotten.
+    #[arg(long, value_name = "SECONDS", default_value_t = Limits::default().idle_ns / 1_000_000_000)]
+    idle_timeout: u64,
+    /// Serve /healthz, /readyz (probes attached) and /metrics (Prometheus) on this address,
+    /// e.g. 0.0.0.0:9464.
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<std::net::SocketAddr>,
     /// Ring buffer size in MiB (a power of two).
     #[arg(long, default_value_t = 16, value_parser = parse_ring_mib)]
     ring_buffer_mib: u32,
@@ -81,6 +97,12 @@ fn parse_ring_mib(s: &str) -> Result<u32, String> {
         return Err("must be a power of two between 1 and 1024".into());
     }
     Ok(v)
+}
+
+/// CLOCK_MONOTONIC in ns: the kernel's record timestamps (`bpf_ktime_get_ns`) are on this clock.
+fn monotonic_ns() -> anyhow::Result<u64> {
+    let t = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)?;
+    Ok(u64::try_from(t.tv_sec())? * 1_000_000_000 + u64::try_from(t.tv_nsec())?)
 }
 
 /// CLOCK_REALTIME - CLOCK_MONOTONIC: turns the kernel's timestamps into wall-clock time.
@@ -126,6 +148,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let export =
         export::config::from_env(args.otlp_endpoint.as_deref(), &|k| std::env::var(k).ok())?;
     preflight::check(&LinuxHost, &args.pids)?;
+    let health = Arc::new(Health::default());
+    if let Some(addr) = args.listen {
+        let listener = health::bind(addr).await?;
+        tokio::spawn(health::serve(listener, Arc::clone(&health)));
+    }
     let procfs = Procfs::new(&args.proc_root);
     let mut pids = Vec::new();
     for &pid in &args.pids {
@@ -152,6 +179,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let mut pipeline = Pipeline::new(
         ParseOptions {
             keep_query: args.capture_query,
+        },
+        Limits {
+            max_connections: args.max_connections,
+            max_per_process: args.max_connections_per_process,
+            idle_ns: args.idle_timeout.saturating_mul(1_000_000_000),
         },
         corr,
         Box::new(RandomIds),
@@ -188,10 +220,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
     if !sink.write(&mut records)? {
         return Ok(());
     }
+    health.set_ready();
 
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut tick = tokio::time::interval(Duration::from_millis(200));
+    let mut idle_tick = tokio::time::interval(Duration::from_secs(5));
     let deadline = args
         .duration
         .map(|s| tokio::time::Instant::now() + Duration::from_secs_f64(s.max(0.0)));
@@ -222,9 +256,21 @@ async fn run(args: Args) -> anyhow::Result<()> {
             _ = tick.tick() => {
                 pipeline.on_drop_check(capture.counters()?, &mut records);
                 capture.flush_kernel_log();
+                let summary = pipeline.summary();
+                let (export_dropped, export_failures) =
+                    exporter.as_ref().map_or((0, 0), Exporter::losses);
                 if let Some(x) = &exporter {
-                    x.capture_stats(&pipeline.summary());
+                    x.capture_stats(&summary);
                 }
+                health.publish(health::Snapshot {
+                    summary,
+                    processes: pipeline.processes() as u64,
+                    export_dropped,
+                    export_failures,
+                });
+            }
+            _ = idle_tick.tick() => {
+                pipeline.on_idle_check(monotonic_ns()?, &mut os, &mut records);
             }
             _ = sigint.recv() => break,
             _ = sigterm.recv() => break,

@@ -144,6 +144,10 @@ pub struct CaptureCounts {
     pub truncated_heads: u64,
     pub unparsable_heads: u64,
     pub lost_heads: u64,
+    /// Connections in the user-space table now, and those it evicted (idle, or over a cap).
+    pub connections: u64,
+    pub connections_evicted_idle: u64,
+    pub connections_evicted_overflow: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

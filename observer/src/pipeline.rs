@@ -8,6 +8,7 @@ use std::sync::Arc;
 use crate::capture::record::Event;
 use crate::correlate::{Break, BreakReason, Config, Correlator, Finding, IdSource, Span};
 use crate::http::head::ParseOptions;
+use crate::http::table::Limits;
 use crate::http::tracker::{HttpEvent, Role, SocketLookup, Tracker, TrackerStats};
 use crate::output::{
     BreakCounts, BreakInbound, BreakOutbound, BreakRecord, CaptureCounts, ProcessMeta, Record,
@@ -107,12 +108,13 @@ pub struct Pipeline {
 impl Pipeline {
     pub fn new(
         parse: ParseOptions,
+        limits: Limits,
         cfg: Config,
         ids: Box<dyn IdSource + Send>,
         wall_offset_ns: i128,
     ) -> Self {
         Pipeline {
-            tracker: Tracker::new(parse),
+            tracker: Tracker::with_limits(parse, limits),
             correlator: Correlator::new(cfg, ids),
             names: HashMap::new(),
             service_override: None,
@@ -134,6 +136,11 @@ impl Pipeline {
 
     pub fn tracker_stats(&self) -> TrackerStats {
         self.tracker.stats()
+    }
+
+    /// Processes whose metadata is cached (seen with traffic, not yet exited).
+    pub fn processes(&self) -> usize {
+        self.names.len()
     }
 
     pub fn connections(&self) -> usize {
@@ -230,6 +237,23 @@ impl Pipeline {
         }
         let mut http = std::mem::take(&mut self.scratch);
         self.tracker.on_event(ev, os, &mut http);
+        self.on_http(http, os, out);
+        if let Event::Exit { origin } = ev {
+            self.correlator.on_exit(origin.pid);
+            self.names.remove(&origin.pid);
+        }
+    }
+
+    /// Forgets connections idle since `now_ns - idle` (kernel monotonic time; see
+    /// [`crate::http::table::Limits`]).
+    pub fn on_idle_check(&mut self, now_ns: u64, os: &mut dyn ProcView, out: &mut Vec<Record>) {
+        let mut http = std::mem::take(&mut self.scratch);
+        self.tracker.evict_idle(now_ns, &mut http);
+        self.on_http(http, os, out);
+    }
+
+    /// Correlates what the tracker produced; `http` is drained and kept as scratch.
+    fn on_http(&mut self, mut http: Vec<HttpEvent>, os: &mut dyn ProcView, out: &mut Vec<Record>) {
         let mut findings = std::mem::take(&mut self.findings);
         for h in http.drain(..) {
             if let HttpEvent::Unknown(u) = &h {
@@ -252,10 +276,6 @@ impl Pipeline {
             }
         }
         self.findings = findings;
-        if let Event::Exit { origin } = ev {
-            self.correlator.on_exit(origin.pid);
-            self.names.remove(&origin.pid);
-        }
     }
 
     /// Called with the kernel counters read after the events so far were fed. Held breaks are
@@ -279,6 +299,7 @@ impl Pipeline {
     pub fn summary(&self) -> SummaryRecord {
         let c = self.correlator.stats();
         let t = self.tracker.stats();
+        let e = self.tracker.evictions();
         SummaryRecord {
             inbound: c.inbound,
             outbound: c.outbound,
@@ -303,6 +324,9 @@ impl Pipeline {
                 truncated_heads: t.unknown_truncated,
                 unparsable_heads: t.unknown_unparsable,
                 lost_heads: t.unknown_lost,
+                connections: self.tracker.connections() as u64,
+                connections_evicted_idle: e.evicted_idle,
+                connections_evicted_overflow: e.evicted_overflow,
             },
             export: None,
         }

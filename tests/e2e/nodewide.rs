@@ -143,3 +143,60 @@ fn least_privilege_capabilities_suffice_and_each_is_named_when_missing() {
         );
     }
 }
+
+/// `curl -s URL` and its body (for the health server).
+fn fetch(url: &str) -> String {
+    let out = std::process::Command::new("curl")
+        .args(["-s", "--max-time", "10", url])
+        .output()
+        .expect("curl");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `--listen`: ready once the probes are attached, and /metrics counts the traffic and the break.
+#[test]
+fn health_server_is_ready_after_attach_and_metrics_count_a_break() {
+    if !privileged() {
+        return;
+    }
+    let (_leaf, leaf_port) = svc("py", None, &[]);
+    let (middle, port) = svc("py", Some(leaf_port), &[]);
+    let listen = free_port();
+    let obs = Observer::for_pids(
+        &[middle.pid()],
+        &["--listen", &format!("127.0.0.1:{listen}")],
+    );
+    let base = format!("http://127.0.0.1:{listen}");
+    assert_eq!(curl(&format!("{base}/readyz"), &[]), 200);
+    assert_eq!(curl(&format!("{base}/healthz"), &[]), 200);
+    assert_eq!(curl(&format!("{base}/nope"), &[]), 404);
+    let b3 = [
+        ("x-b3-traceid", TRACE),
+        ("x-b3-spanid", "e457b5a2e4d86bd1"),
+        ("x-b3-sampled", "1"),
+    ];
+    assert_eq!(curl(&format!("http://127.0.0.1:{port}/drop"), &b3), 200);
+    // The counters are published on the observer's 200 ms tick: wait for them, bounded.
+    let want = "observer_propagation_breaks_total{reason=\"missing\"} 1";
+    let mut metrics = String::new();
+    for _ in 0..50 {
+        metrics = fetch(&format!("{base}/metrics"));
+        if metrics.lines().any(|l| l == want) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(metrics.lines().any(|l| l == want), "{metrics}");
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == "observer_requests_total{direction=\"inbound\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.lines().any(|l| l == "observer_ready 1"),
+        "{metrics}"
+    );
+    let r = obs.stop();
+    assert_eq!(r.breaks().len(), 1, "{}", r.dump());
+}

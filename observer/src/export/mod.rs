@@ -210,6 +210,14 @@ impl Exporter {
             ("decode_errors", s.capture.decode_errors),
             ("unknown", s.unknown),
             ("unattributed", s.unattributed),
+            (
+                "connections_evicted_idle",
+                s.capture.connections_evicted_idle,
+            ),
+            (
+                "connections_evicted_overflow",
+                s.capture.connections_evicted_overflow,
+            ),
         ] {
             c.capture.insert(k, v);
         }

@@ -20,13 +20,14 @@
 //!   still takes its place in the queue (with no head), so that the inbound request it stands for
 //!   is known to be in flight until its response.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::BytesMut;
 
 use super::head::{self, Body, Head, HeadError, ParseOptions, Parsed, RequestHead, ResponseHead};
+use super::table::{ConnTable, EvictionStats, LastUse, Limits};
 use crate::capture::record::{Connection, Data, Direction, Event, Origin};
 
 /// Requests waiting for their responses on one connection; older ones are given up beyond it.
@@ -114,6 +115,8 @@ pub enum Abandon {
     Lost,
     Overflow,
     ProcessExit,
+    /// The connection table evicted the connection (idle, or over its caps).
+    Evicted,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -161,6 +164,8 @@ struct DirAsm {
 #[derive(Debug)]
 struct Conn {
     id: ConnId,
+    /// When the connection last had a record (kernel monotonic ns), for eviction.
+    last_ns: u64,
     role: Option<Role>,
     peer: Option<SocketAddr>,
     not_socket: bool,
@@ -170,10 +175,32 @@ struct Conn {
     pending: VecDeque<Request>,
 }
 
+impl LastUse for Conn {
+    fn last_ns(&self) -> u64 {
+        self.last_ns
+    }
+}
+
+impl DirAsm {
+    /// Empties the buffer between heads, giving a large one back: an idle keep-alive connection
+    /// keeps at most [`KEEP_CAPACITY`] bytes.
+    fn release(&mut self) {
+        if self.buf.capacity() > KEEP_CAPACITY {
+            self.buf = BytesMut::new();
+        } else {
+            self.buf.clear();
+        }
+    }
+}
+
+/// Buffer capacity a connection keeps between heads.
+const KEEP_CAPACITY: usize = 2048;
+
 impl Conn {
-    fn new(id: ConnId, role: Option<Role>, peer: Option<SocketAddr>) -> Self {
+    fn new(id: ConnId, role: Option<Role>, peer: Option<SocketAddr>, now_ns: u64) -> Self {
         Conn {
             id,
+            last_ns: now_ns,
             role,
             peer,
             not_socket: false,
@@ -185,10 +212,10 @@ impl Conn {
     }
 }
 
-/// The connection table of all observed processes.
+/// Reassembly and pairing over the connection table of all observed processes.
 #[derive(Debug, Default)]
 pub struct Tracker {
-    conns: HashMap<(u32, i32), Conn>,
+    conns: ConnTable<Conn>,
     next_serial: u64,
     next_seq: u64,
     opts: ParseOptions,
@@ -197,14 +224,54 @@ pub struct Tracker {
 
 impl Tracker {
     pub fn new(opts: ParseOptions) -> Self {
+        Self::with_limits(opts, Limits::default())
+    }
+
+    pub fn with_limits(opts: ParseOptions, limits: Limits) -> Self {
         Tracker {
             opts,
+            conns: ConnTable::new(limits),
             ..Tracker::default()
         }
     }
 
     pub fn stats(&self) -> TrackerStats {
         self.stats
+    }
+
+    pub fn evictions(&self) -> EvictionStats {
+        self.conns.stats()
+    }
+
+    /// Forgets connections with no record since `now_ns - idle` (kernel monotonic time); their
+    /// unanswered requests are reported as abandoned.
+    pub fn evict_idle(&mut self, now_ns: u64, out: &mut Vec<HttpEvent>) {
+        let mut evicted = Vec::new();
+        self.conns.evict_idle(now_ns, &mut evicted);
+        self.finish_evicted(evicted, now_ns, out);
+    }
+
+    fn finish_evicted(
+        &mut self,
+        evicted: Vec<(Conn, super::table::Eviction)>,
+        now_ns: u64,
+        out: &mut Vec<HttpEvent>,
+    ) {
+        for (conn, _) in evicted {
+            let at = Origin {
+                pid: conn.id.pid,
+                tid: 0,
+                ts_ns: now_ns,
+            };
+            self.finish(conn, at, Abandon::Evicted, out);
+        }
+    }
+
+    fn insert(&mut self, conn: Conn, out: &mut Vec<HttpEvent>) {
+        let mut evicted = Vec::new();
+        let (pid, fd, now) = (conn.id.pid, conn.id.fd, conn.last_ns);
+        self.conns.insert(pid, fd, conn, &mut evicted);
+        self.finish_evicted(evicted, now, out);
     }
 
     pub fn connections(&self) -> usize {
@@ -218,21 +285,13 @@ impl Tracker {
             Event::Connect(c) => self.open(c, Role::Client, out),
             Event::Accept(c) => self.open(c, Role::Server, out),
             Event::Close { origin, fd } => {
-                if let Some(conn) = self.conns.remove(&(origin.pid, *fd)) {
+                if let Some(conn) = self.conns.remove(origin.pid, *fd) {
                     self.finish(conn, *origin, Abandon::Closed, out);
                 }
             }
             Event::Exit { origin } => {
-                let fds: Vec<_> = self
-                    .conns
-                    .keys()
-                    .filter(|(p, _)| *p == origin.pid)
-                    .copied()
-                    .collect();
-                for key in fds {
-                    if let Some(conn) = self.conns.remove(&key) {
-                        self.finish(conn, *origin, Abandon::ProcessExit, out);
-                    }
+                for conn in self.conns.remove_process(origin.pid) {
+                    self.finish(conn, *origin, Abandon::ProcessExit, out);
                 }
             }
             Event::Fork { .. } | Event::ThreadExit { .. } | Event::Exec { .. } => {}
@@ -245,8 +304,7 @@ impl Tracker {
     }
 
     fn open(&mut self, c: &Connection, role: Role, out: &mut Vec<HttpEvent>) {
-        let key = (c.origin.pid, c.fd);
-        if let Some(old) = self.conns.remove(&key) {
+        if let Some(old) = self.conns.remove(c.origin.pid, c.fd) {
             self.finish(old, c.origin, Abandon::Closed, out);
         }
         let id = ConnId {
@@ -254,7 +312,7 @@ impl Tracker {
             fd: c.fd,
             serial: self.serial(),
         };
-        self.conns.insert(key, Conn::new(id, Some(role), c.peer));
+        self.insert(Conn::new(id, Some(role), c.peer, c.origin.ts_ns), out);
     }
 
     /// Ends a connection: its partial heads and unanswered requests are reported.
@@ -303,31 +361,33 @@ impl Tracker {
     }
 
     fn on_data(&mut self, d: &Data, os: &mut dyn SocketLookup, out: &mut Vec<HttpEvent>) {
-        let key = (d.origin.pid, d.fd);
-        if !self.conns.contains_key(&key) {
-            // First sight of this fd: a socket that existed before we attached, or not a socket.
-            let id = ConnId {
-                pid: d.origin.pid,
-                fd: d.fd,
-                serial: self.serial(),
-            };
-            let mut conn = Conn::new(id, None, None);
-            match os.lookup(d.origin.pid, d.fd) {
-                FdKind::Socket { peer } => conn.peer = peer,
-                FdKind::NotSocket => conn.not_socket = true,
-                FdKind::Unknown => {}
+        let (pid, fd) = (d.origin.pid, d.fd);
+        let mut conn = match self.conns.remove(pid, fd) {
+            Some(conn) => conn,
+            None => {
+                // First sight of this fd: a socket that existed before we attached, or not a
+                // socket.
+                let id = ConnId {
+                    pid,
+                    fd,
+                    serial: self.serial(),
+                };
+                let mut conn = Conn::new(id, None, None, d.origin.ts_ns);
+                match os.lookup(pid, fd) {
+                    FdKind::Socket { peer } => conn.peer = peer,
+                    FdKind::NotSocket => conn.not_socket = true,
+                    FdKind::Unknown => {}
+                }
+                conn
             }
-            self.conns.insert(key, conn);
-        }
-        let Some(mut conn) = self.conns.remove(&key) else {
-            return;
         };
+        conn.last_ns = conn.last_ns.max(d.origin.ts_ns);
         if conn.not_socket {
             self.stats.not_socket_records += 1;
         } else if !conn.upgraded {
             self.feed(&mut conn, d, out);
         }
-        self.conns.insert(key, conn);
+        self.insert(conn, out);
     }
 
     fn feed(&mut self, conn: &mut Conn, d: &Data, out: &mut Vec<HttpEvent>) {
@@ -463,7 +523,7 @@ impl Tracker {
                         }
                     }
                     if asm.buf.is_empty() || !head::looks_like_head(&asm.buf) {
-                        asm.buf.clear();
+                        asm.release();
                         asm.first = None;
                     } else {
                         // A pipelined head follows in the same bytes.

@@ -9,6 +9,7 @@ use observer_common::{HEAD_MAX, KIND_ACCEPT, KIND_CLOSE, KIND_CONNECT, KIND_EXIT
 
 use super::*;
 use crate::capture::record::{decode, raw};
+use crate::http::table::Limits;
 
 const PID: u32 = 100;
 const FD: i32 = 7;
@@ -2362,4 +2363,102 @@ fn accept_of_a_unix_socket_and_v6_peers() {
     );
     assert_eq!(request(&evs[0]).peer, None);
     assert_eq!(request(&evs[1]).peer, Some(peer2()));
+}
+
+// ---------------------------------------------------------------------------------------------
+// The bounded connection table.
+// ---------------------------------------------------------------------------------------------
+
+fn bounded(max_connections: usize, max_per_process: usize, idle_ns: u64) -> H {
+    let mut h = H::new();
+    h.t = Tracker::with_limits(
+        ParseOptions::default(),
+        Limits {
+            max_connections,
+            max_per_process,
+            idle_ns,
+        },
+    );
+    h
+}
+
+#[test]
+fn over_the_per_process_cap_the_least_recently_used_connection_goes_and_its_request_is_abandoned() {
+    let mut h = bounded(100, 2, u64::MAX);
+    h.accept(T1, 3, Some(peer()));
+    h.read(T1, 3, get("/old", &[]));
+    h.accept(T1, 4, Some(peer()));
+    h.read(T1, 4, get("/newer", &[]));
+    let reqs = h.take();
+    let (old, newer) = (request(&reqs[0]).seq, request(&reqs[1]).seq);
+    // A third connection: fd 3, the least recently used, is evicted with its unanswered request.
+    h.accept(T1, 5, Some(peer()));
+    let evs = ss(&h.take());
+    assert_eq!(evs.len(), 1, "{evs:?}");
+    assert!(
+        evs[0].starts_with(&format!("abandoned {old} Evicted")),
+        "{evs:?}"
+    );
+    assert_eq!(h.t.connections(), 2);
+    assert_eq!(h.t.evictions().evicted_overflow, 1);
+    // The response on fd 4 still pairs; the one on fd 3 meets a fresh connection and pairs nothing.
+    h.write(T1, 4, ok(200, "x"));
+    h.write(T1, 3, ok(200, "x"));
+    let evs = ss(&h.take());
+    assert_eq!(evs.len(), 1, "{evs:?}");
+    assert!(evs[0].starts_with(&format!("exch {newer} 200")), "{evs:?}");
+    assert_eq!(h.stats().unpaired_responses, 1);
+}
+
+#[test]
+fn another_process_is_not_evicted_for_one_over_its_own_cap() {
+    let mut h = bounded(100, 1, u64::MAX);
+    let o = h.at_pid(PID + 1, PID + 1);
+    let rec = h.k.conn(KIND_ACCEPT, o, 3, None);
+    h.record(rec);
+    h.accept(T1, 3, None);
+    h.accept(T1, 4, None);
+    assert_eq!(h.t.connections(), 2, "one per process");
+    assert_eq!(h.t.evictions().evicted_overflow, 1);
+}
+
+#[test]
+fn idle_connections_are_evicted_and_a_later_record_starts_afresh() {
+    let mut h = bounded(100, 100, 10);
+    h.accept(T1, 3, Some(peer()));
+    h.read(T1, 3, get("/a", &[]));
+    h.write(T1, 3, ok(200, "x"));
+    h.accept(T1, 4, Some(peer()));
+    h.read(T1, 4, get("/pending", &[]));
+    let evs = h.take();
+    let pending = request(&evs[evs.len() - 1]).seq;
+    let now = h.ts;
+    // Nothing has been idle for 10 ns yet.
+    h.t.evict_idle(now, &mut h.out);
+    assert!(h.take().is_empty());
+    assert_eq!(h.t.connections(), 2);
+    h.t.evict_idle(now + 20, &mut h.out);
+    let evs = ss(&h.take());
+    assert_eq!(evs.len(), 1, "{evs:?}");
+    assert!(
+        evs[0].starts_with(&format!("abandoned {pending} Evicted")),
+        "{evs:?}"
+    );
+    assert_eq!(h.t.connections(), 0);
+    assert_eq!(h.t.evictions().evicted_idle, 2);
+    // The keep-alive client comes back: the server connection is known again through /proc.
+    h.ts = now + 30;
+    h.read(T1, 3, get("/b", &[]));
+    h.write(T1, 3, ok(200, "x"));
+    let evs = h.take();
+    assert_eq!(evs.len(), 2);
+    assert_eq!(exchange(&evs[1]).request.role, Role::Server);
+    assert!(h.os.asked.contains(&(PID, 3)));
+}
+
+#[test]
+fn a_connection_entry_stays_small() {
+    // README's Bounds section: 250-500 B per idle connection, by the hash table's load.
+    let entry = std::mem::size_of::<Conn>() + std::mem::size_of::<i32>();
+    assert!(entry <= 300, "Conn entry grew to {entry} B");
 }

@@ -1,0 +1,332 @@
+//! `--listen ADDR`: `/healthz` (liveness), `/readyz` (readiness: the probes are attached) and
+//! `/metrics` (the observer's own counters, Prometheus/OpenMetrics text) for the DaemonSet's
+//! probes and for scraping.
+//!
+//! The main loop publishes a [`Snapshot`] of its counters on every tick ([`Health::publish`]); the
+//! server only reads it, so a scrape never waits for, or slows, the capture.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::{Method, Request, Response, StatusCode, body::Incoming, header};
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::registry::Registry;
+
+use crate::output::SummaryRecord;
+
+/// Without a published snapshot for this long, the main loop is taken to be stuck: `/healthz` fails.
+pub const STALE_AFTER: Duration = Duration::from_secs(10);
+
+#[derive(Debug, thiserror::Error)]
+pub enum HealthError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// What the main loop last published.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Snapshot {
+    pub summary: SummaryRecord,
+    /// Processes with metadata in use (observed and seen).
+    pub processes: u64,
+    /// OTLP export: items dropped and failed batches so far.
+    pub export_dropped: u64,
+    pub export_failures: u64,
+}
+
+#[derive(Debug)]
+struct State {
+    snapshot: Snapshot,
+    published: Instant,
+}
+
+/// Shared between the main loop (writer) and the HTTP server (reader).
+#[derive(Debug)]
+pub struct Health {
+    ready: AtomicBool,
+    state: Mutex<State>,
+}
+
+impl Default for Health {
+    fn default() -> Self {
+        Health {
+            ready: AtomicBool::new(false),
+            state: Mutex::new(State {
+                snapshot: Snapshot::default(),
+                published: Instant::now(),
+            }),
+        }
+    }
+}
+
+impl Health {
+    /// The probes are attached: `/readyz` answers 200 from now on.
+    pub fn set_ready(&self) {
+        self.ready.store(true, Ordering::Release);
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+    }
+
+    pub fn publish(&self, snapshot: Snapshot) {
+        let mut s = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        s.snapshot = snapshot;
+        s.published = Instant::now();
+    }
+
+    fn read(&self) -> (Snapshot, Duration) {
+        let s = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        (s.snapshot.clone(), s.published.elapsed())
+    }
+
+    /// The answer to one request: status, content type, body.
+    pub fn answer(&self, method: &Method, path: &str) -> (StatusCode, &'static str, String) {
+        const TEXT: &str = "text/plain; charset=utf-8";
+        if method != Method::GET && method != Method::HEAD {
+            return (StatusCode::METHOD_NOT_ALLOWED, TEXT, "GET only\n".into());
+        }
+        match path {
+            "/healthz" => {
+                let (_, age) = self.read();
+                if age <= STALE_AFTER {
+                    (StatusCode::OK, TEXT, "ok\n".into())
+                } else {
+                    let msg = format!("main loop silent for {} s\n", age.as_secs());
+                    (StatusCode::SERVICE_UNAVAILABLE, TEXT, msg)
+                }
+            }
+            "/readyz" if self.is_ready() => (StatusCode::OK, TEXT, "ready\n".into()),
+            "/readyz" => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                TEXT,
+                "probes not attached yet\n".into(),
+            ),
+            "/metrics" => match render_metrics(&self.read().0, self.is_ready()) {
+                Ok(body) => (
+                    StatusCode::OK,
+                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                    body,
+                ),
+                Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, TEXT, format!("{e}\n")),
+            },
+            _ => (
+                StatusCode::NOT_FOUND,
+                TEXT,
+                "not found: /healthz, /readyz, /metrics\n".into(),
+            ),
+        }
+    }
+}
+
+/// A snapshot as OpenMetrics text (pure).
+pub fn render_metrics(s: &Snapshot, ready: bool) -> Result<String, std::fmt::Error> {
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(SnapshotCollector {
+        s: s.clone(),
+        ready,
+    }));
+    let mut out = String::new();
+    prometheus_client::encoding::text::encode(&mut out, &registry)?;
+    Ok(out)
+}
+
+#[derive(Debug)]
+struct SnapshotCollector {
+    s: Snapshot,
+    ready: bool,
+}
+
+type Labelled<'a> = &'a [(&'static str, u64)];
+
+fn counter(
+    enc: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    label: &str,
+    values: Labelled,
+) -> Result<(), std::fmt::Error> {
+    let mut m = enc.encode_descriptor(
+        name,
+        help,
+        None,
+        prometheus_client::metrics::MetricType::Counter,
+    )?;
+    for &(value, v) in values {
+        let labels = [(label, value)];
+        ConstCounter::new(v).encode(m.encode_family(&labels)?)?;
+    }
+    Ok(())
+}
+
+fn gauge(enc: &mut DescriptorEncoder, name: &str, help: &str, v: u64) -> std::fmt::Result {
+    let g = ConstGauge::new(i64::try_from(v).unwrap_or(i64::MAX));
+    g.encode(enc.encode_descriptor(name, help, None, g.metric_type())?)
+}
+
+fn plain_counter(enc: &mut DescriptorEncoder, name: &str, help: &str, v: u64) -> std::fmt::Result {
+    let c = ConstCounter::new(v);
+    c.encode(enc.encode_descriptor(name, help, None, c.metric_type())?)
+}
+
+impl Collector for SnapshotCollector {
+    fn encode(&self, mut enc: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let s = &self.s.summary;
+        let c = &s.capture;
+        gauge(
+            &mut enc,
+            "observer_ready",
+            "1 once the kernel probes are attached",
+            u64::from(self.ready),
+        )?;
+        counter(
+            &mut enc,
+            "observer_requests",
+            "HTTP requests seen, by direction",
+            "direction",
+            &[("inbound", s.inbound), ("outbound", s.outbound)],
+        )?;
+        counter(
+            &mut enc,
+            "observer_outbound",
+            "Outbound requests by verdict",
+            "verdict",
+            &[
+                ("propagated", s.propagated),
+                ("unknown", s.unknown),
+                ("unattributed", s.unattributed),
+                ("untraced", s.untraced),
+                ("background", s.background),
+                ("telemetry", s.telemetry),
+            ],
+        )?;
+        counter(
+            &mut enc,
+            "observer_propagation_breaks",
+            "Propagation breaks reported, by reason",
+            "reason",
+            &[
+                ("missing", s.breaks.missing),
+                ("partial", s.breaks.partial),
+                ("mismatch", s.breaks.mismatch),
+            ],
+        )?;
+        plain_counter(
+            &mut enc,
+            "observer_records",
+            "Ring-buffer records decoded",
+            c.records,
+        )?;
+        counter(
+            &mut enc,
+            "observer_capture_losses",
+            "What the capture could not see whole, by kind",
+            "kind",
+            &[
+                ("ringbuf_drops", c.ringbuf_drops),
+                ("decode_errors", c.decode_errors),
+                ("capped", c.capped),
+                ("iov_cut", c.iov_cut),
+                ("read_faults", c.read_faults),
+                ("truncated_heads", c.truncated_heads),
+                ("unparsable_heads", c.unparsable_heads),
+                ("lost_heads", c.lost_heads),
+            ],
+        )?;
+        gauge(
+            &mut enc,
+            "observer_connections",
+            "Connections in the user-space table",
+            c.connections,
+        )?;
+        counter(
+            &mut enc,
+            "observer_connections_evicted",
+            "Connections evicted from the table, by cause",
+            "cause",
+            &[
+                ("idle", c.connections_evicted_idle),
+                ("overflow", c.connections_evicted_overflow),
+            ],
+        )?;
+        gauge(
+            &mut enc,
+            "observer_processes",
+            "Processes with traffic seen and metadata cached",
+            self.s.processes,
+        )?;
+        plain_counter(
+            &mut enc,
+            "observer_export_dropped",
+            "OTLP items dropped (queue full or unsent at shutdown)",
+            self.s.export_dropped,
+        )?;
+        plain_counter(
+            &mut enc,
+            "observer_export_failures",
+            "OTLP batches that failed to send",
+            self.s.export_failures,
+        )
+    }
+}
+
+/// Binds `addr` (before the capture loads, so a bad address fails fast).
+pub async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, HealthError> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| HealthError::Bind { addr, source })
+}
+
+/// Serves until the runtime ends; one task per connection, HTTP/1.1.
+pub async fn serve(listener: tokio::net::TcpListener, health: Arc<Health>) {
+    loop {
+        let (stream, _) = match listener.accept().await {
+            Ok(s) => s,
+            Err(e) => {
+                // EMFILE and the like: wait a moment rather than spin.
+                tracing::warn!("health server: accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let health = Arc::clone(&health);
+        tokio::spawn(async move {
+            let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
+                let (status, kind, body) = health.answer(req.method(), req.uri().path());
+                let body = if req.method() == Method::HEAD {
+                    Bytes::new()
+                } else {
+                    Bytes::from(body)
+                };
+                let resp = Response::builder()
+                    .status(status)
+                    .header(header::CONTENT_TYPE, kind)
+                    .body(Full::new(body));
+                async move { resp }
+            });
+            let io = hyper_util::rt::TokioIo::new(stream);
+            if let Err(e) = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(Duration::from_secs(5))
+                .serve_connection(io, svc)
+                .await
+            {
+                tracing::debug!("health server connection: {e}");
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+#[path = "health_tests.rs"]
+mod tests;
