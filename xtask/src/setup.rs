@@ -137,8 +137,31 @@ pub fn setup() -> anyhow::Result<()> {
         )
         .context("recording the rotel-agent path")?;
     }
+
+    // 6. kubernetes-validate (it bundles the Kubernetes JSON schemas) for the offline check of deploy/.
+    let k8s = crate::root_dir().join("target/k8s-venv");
+    let installed = Command::new(k8s.join("bin/kubernetes-validate"))
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == KUBERNETES_VALIDATE_VERSION);
+    if !installed {
+        eprintln!(
+            "setup: installing kubernetes-validate {KUBERNETES_VALIDATE_VERSION} into {}",
+            k8s.display()
+        );
+        run(Command::new("python3").arg("-m").arg("venv").arg(&k8s))?;
+        run(Command::new(k8s.join("bin/pip")).args([
+            "install",
+            "-q",
+            &format!("kubernetes-validate=={KUBERNETES_VALIDATE_VERSION}"),
+        ]))
+        .context("installing kubernetes-validate")?;
+    }
     Ok(())
 }
+
+/// The kubernetes-validate release that checks the manifests of deploy/ (xtask/tests/manifests.rs).
+const KUBERNETES_VALIDATE_VERSION: &str = "1.37.0";
 
 /// The rotel collector release the OTLP tests run against.
 const ROTEL: &str = "rotel==0.0.1a15";
