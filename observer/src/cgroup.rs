@@ -158,6 +158,15 @@ mod tests {
         check(&c, Some("containerd"), Some(UID));
     }
 
+    /// Read from inside a container with its own cgroup namespace (the DaemonSet's case): other
+    /// pods' paths are relative to the observer's own cgroup.
+    #[test]
+    fn kubernetes_seen_from_a_cgroup_namespace() {
+        let uid = UID.replace('-', "_");
+        let c = format!("0::/../../kubepods-burstable-pod{uid}.slice/cri-containerd-{ID}.scope\n");
+        check(&c, Some("containerd"), Some(UID));
+    }
+
     #[test]
     fn kubernetes_containerd_cgroupfs_v1() {
         let c = format!(
