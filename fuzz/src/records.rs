@@ -11,7 +11,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use arbitrary::Arbitrary;
 use observer::capture::record::{
-    Connection, Data, DecodeError, Direction, Event, Origin, Syscall, decode, raw,
+    Connection, Data, DecodeError, Direction, Event, Origin, Payload, Syscall, decode, decode_ref, raw,
 };
 use observer_common::{
     AF_INET, AF_INET6, AF_UNIX, ConnEvent, DataHeader, EventHeader, ForkEvent, HEAD_MAX,
@@ -109,6 +109,8 @@ pub fn check_bytes(bytes: &[u8]) {
     let res = decode(bytes.to_vec());
     // Decoding from a shared `Bytes` gives the same answer as from a `Vec`.
     assert_eq!(res, decode(bytes::Bytes::copy_from_slice(bytes)));
+    // And in place, as the ring-buffer reader does.
+    assert_eq!(res, decode_ref(bytes).map(Event::into_owned));
     let ev = match res {
         Err(DecodeError::Short { len, need }) => {
             assert_eq!(len, bytes.len());
@@ -335,7 +337,7 @@ impl Spec {
     /// What `decode` must return for `bytes` (the laid-out record after padding and damage),
     /// derived from the kernel ABI independently of the decoder. `None` when a flipped byte makes
     /// the answer not worth predicting (then only `check_bytes` applies).
-    fn expected(&self, bytes: &[u8]) -> Option<Result<Event, DecodeError>> {
+    fn expected(&self, bytes: &[u8]) -> Option<Result<Event<'static>, DecodeError>> {
         if matches!(self.damage, Damage::Flip { .. }) {
             return None;
         }
@@ -387,7 +389,9 @@ impl Spec {
                     lost_before: fl & flags::LOST_BEFORE != 0,
                     read_fault: fl & flags::READ_FAULT != 0,
                     total_len: self.total_len.max(claimed as u64),
-                    data: bytes::Bytes::copy_from_slice(&bytes[DATA_HDR..DATA_HDR + claimed]),
+                    data: Payload::Shared(bytes::Bytes::copy_from_slice(
+                        &bytes[DATA_HDR..DATA_HDR + claimed],
+                    )),
                 }))
             }
             KIND_CONNECT | KIND_ACCEPT => {

@@ -65,7 +65,9 @@
 //! links to it; otherwise a new id. Its parent is the server span it was attributed to. Ids already
 //! emitted are never reused.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::VecDeque;
+
+use foldhash::{HashMap, HashMapExt, HashSet};
 use std::sync::Arc;
 
 use serde::Serialize;

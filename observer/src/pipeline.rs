@@ -2,7 +2,7 @@
 //! records. No I/O of its own: process names and fd facts come through [`ProcView`], kernel drop
 //! counters through [`Pipeline::on_drop_check`], and clock conversion from a fixed offset.
 
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 use std::sync::Arc;
 
 use crate::capture::record::Event;
@@ -87,7 +87,7 @@ pub struct Pipeline {
     service_override: Option<String>,
     filter: ProcessFilter,
     /// Processes the filter left out (their records are skipped).
-    excluded: std::collections::HashSet<u32>,
+    excluded: HashSet<u32>,
     /// Newly left out, for the kernel to stop sending their records.
     newly_excluded: Vec<u32>,
     /// Left out before, but they exec'd: the kernel should send their records again.
@@ -119,7 +119,7 @@ impl Pipeline {
             names: HashMap::new(),
             service_override: None,
             filter: ProcessFilter::default(),
-            excluded: std::collections::HashSet::new(),
+            excluded: HashSet::new(),
             newly_excluded: Vec::new(),
             newly_included: Vec::new(),
             held: Vec::new(),

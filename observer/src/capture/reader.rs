@@ -57,7 +57,7 @@ fn drain(
         let Some(item) = ring.next() else {
             return (n, true);
         };
-        f(record::decode(bytes::Bytes::copy_from_slice(&item)));
+        f(record::decode_ref(&item));
         n += 1;
     }
     (n, false)

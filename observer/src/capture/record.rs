@@ -76,9 +76,50 @@ pub struct Origin {
     pub ts_ns: u64,
 }
 
+/// The bytes of a data record: shared from an owned record, or borrowed from the ring buffer for
+/// as long as the record is being handled (no copy on the hot path).
+#[derive(Clone)]
+pub enum Payload<'a> {
+    Shared(Bytes),
+    Borrowed(&'a [u8]),
+}
+
+impl std::ops::Deref for Payload<'_> {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Payload::Shared(b) => b,
+            Payload::Borrowed(b) => b,
+        }
+    }
+}
+
+impl PartialEq for Payload<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        **self == **other
+    }
+}
+
+impl Eq for Payload<'_> {}
+
+impl std::fmt::Debug for Payload<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "b\"{}\"", self.escape_ascii())
+    }
+}
+
+impl Payload<'_> {
+    pub fn into_owned(self) -> Payload<'static> {
+        match self {
+            Payload::Shared(b) => Payload::Shared(b),
+            Payload::Borrowed(b) => Payload::Shared(Bytes::copy_from_slice(b)),
+        }
+    }
+}
+
 /// Bytes moved by one syscall on a connection that start or continue an HTTP head.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Data {
+pub struct Data<'a> {
     pub origin: Origin,
     pub fd: i32,
     pub direction: Direction,
@@ -95,7 +136,7 @@ pub struct Data {
     pub read_fault: bool,
     /// Bytes the syscall moved (at least `data.len()`).
     pub total_len: u64,
-    pub data: Bytes,
+    pub data: Payload<'a>,
 }
 
 /// A connection established by `connect` or `accept`.
@@ -111,8 +152,8 @@ pub struct Connection {
 
 /// A decoded ring-buffer record.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Event {
-    Data(Data),
+pub enum Event<'a> {
+    Data(Data<'a>),
     Connect(Connection),
     Accept(Connection),
     Close {
@@ -138,7 +179,24 @@ pub enum Event {
     },
 }
 
-impl Event {
+impl Event<'_> {
+    /// The same event, owning its bytes.
+    pub fn into_owned(self) -> Event<'static> {
+        match self {
+            Event::Data(d) => Event::Data(Data {
+                data: d.data.into_owned(),
+                ..d
+            }),
+            Event::Connect(c) => Event::Connect(c),
+            Event::Accept(c) => Event::Accept(c),
+            Event::Close { origin, fd } => Event::Close { origin, fd },
+            Event::Fork { origin, child_tid } => Event::Fork { origin, child_tid },
+            Event::ThreadExit { origin } => Event::ThreadExit { origin },
+            Event::Exit { origin } => Event::Exit { origin },
+            Event::Exec { origin } => Event::Exec { origin },
+        }
+    }
+
     pub fn origin(&self) -> Origin {
         match self {
             Event::Data(d) => d.origin,
@@ -198,11 +256,22 @@ fn header(buf: &[u8], base: usize) -> Result<(u32, Origin, i32), DecodeError> {
     Ok((kind, origin, fd))
 }
 
-/// Decodes one record. `bytes` is the whole record as read from the ring buffer; the payload of
-/// a data record is shared from it without copying when it is a `Bytes`.
-pub fn decode(record: impl Into<Bytes>) -> Result<Event, DecodeError> {
+/// Decodes one owned record (the payload of a data record is shared from it without copying).
+pub fn decode(record: impl Into<Bytes>) -> Result<Event<'static>, DecodeError> {
     let record: Bytes = record.into();
-    let buf = &record[..];
+    decode_with(&record, |r| Payload::Shared(record.slice(r)))
+}
+
+/// Decodes one record in place, e.g. in the ring buffer: the payload borrows from `record`.
+pub fn decode_ref(record: &[u8]) -> Result<Event<'_>, DecodeError> {
+    decode_with(record, |r| Payload::Borrowed(&record[r]))
+}
+
+/// `buf` is the whole record as read from the ring buffer; `payload` takes the data's range.
+fn decode_with<'a>(
+    buf: &[u8],
+    payload: impl FnOnce(std::ops::Range<usize>) -> Payload<'a>,
+) -> Result<Event<'a>, DecodeError> {
     let (kind, origin, fd) = header(buf, 0)?;
     match kind {
         KIND_DATA => {
@@ -239,7 +308,7 @@ pub fn decode(record: impl Into<Bytes>) -> Result<Event, DecodeError> {
                 lost_before: fl & flags::LOST_BEFORE != 0,
                 read_fault: fl & flags::READ_FAULT != 0,
                 total_len: total_len.max(data_len as u64),
-                data: record.slice(hdr_len..hdr_len + data_len),
+                data: payload(hdr_len..hdr_len + data_len),
             }))
         }
         KIND_CONNECT | KIND_ACCEPT => {

@@ -83,10 +83,13 @@ pub struct ParseOptions {
 
 /// Parses the head at the start of `buf`.
 pub fn parse(buf: &[u8], opts: ParseOptions) -> Parsed {
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    // Left uninitialised: httparse fills what it uses (zeroing 256 headers costs more than most
+    // parses).
+    let mut headers = [const { std::mem::MaybeUninit::uninit() }; MAX_HEADERS];
+    let config = httparse::ParserConfig::default();
     if buf.starts_with(b"HTTP/") {
-        let mut resp = httparse::Response::new(&mut headers);
-        match resp.parse(buf) {
+        let mut resp = httparse::Response::new(&mut []);
+        match config.parse_response_with_uninit_headers(&mut resp, buf, &mut headers) {
             Ok(httparse::Status::Complete(len)) => {
                 let status = resp.code.unwrap_or(0);
                 let version = resp.version.unwrap_or(1);
@@ -106,8 +109,8 @@ pub fn parse(buf: &[u8], opts: ParseOptions) -> Parsed {
             Err(e) => Parsed::Invalid(map_err(e)),
         }
     } else {
-        let mut req = httparse::Request::new(&mut headers);
-        match req.parse(buf) {
+        let mut req = httparse::Request::new(&mut []);
+        match config.parse_request_with_uninit_headers(&mut req, buf, &mut headers) {
             Ok(httparse::Status::Complete(len)) => {
                 let (Some(method), Some(path)) = (req.method, req.path) else {
                     return Parsed::Invalid(HeadError::Syntax("request line"));

@@ -9,7 +9,7 @@
 //! Time is the kernel's monotonic clock of the records (`Origin::ts_ns`); the table reads no clock.
 //! What is evicted is handed back to the caller, which reports its unanswered requests.
 
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt};
 use std::collections::hash_map::Entry;
 
 /// What the table needs of a connection: when it last had a record.
