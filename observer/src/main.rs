@@ -46,6 +46,10 @@ struct Args {
     /// Output format on stdout.
     #[arg(long, value_enum, default_value = "pretty")]
     output: Format,
+    /// Print only the ready record, breaks and the summary on stdout, not every span (spans are
+    /// still exported over OTLP). For node-wide use, where stdout becomes the pod's log.
+    #[arg(long)]
+    no_spans: bool,
     /// Stop by itself after this many seconds.
     #[arg(long, value_name = "SECONDS")]
     duration: Option<f64>,
@@ -120,12 +124,17 @@ struct Sink {
     out: std::io::BufWriter<std::io::Stdout>,
     format: Format,
     colour: bool,
+    /// `--no-spans`: spans are not printed (they still go to OTLP).
+    spans: bool,
 }
 
 impl Sink {
     /// Writes records; `Ok(false)` when stdout is gone (a closed pipe ends the run quietly).
     fn write(&mut self, records: &mut Vec<Record>) -> anyhow::Result<bool> {
         for r in records.drain(..) {
+            if !self.spans && matches!(r, Record::Span(_)) {
+                continue;
+            }
             let line = output::render(&r, self.format, self.colour);
             if let Err(e) = writeln!(self.out, "{line}") {
                 if e.kind() == std::io::ErrorKind::BrokenPipe {
@@ -210,6 +219,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         out: std::io::BufWriter::new(std::io::stdout()),
         colour: args.output == Format::Pretty && std::io::stdout().is_terminal(),
         format: args.output,
+        spans: !args.no_spans,
     };
     let mut records = vec![Record::Ready {
         pids: args.pids.clone(),

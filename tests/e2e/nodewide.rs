@@ -154,6 +154,7 @@ fn fetch(url: &str) -> String {
 }
 
 /// `--listen`: ready once the probes are attached, and /metrics counts the traffic and the break.
+/// With `--no-spans` (the DaemonSet's setting) stdout carries the break but no span.
 #[test]
 fn health_server_is_ready_after_attach_and_metrics_count_a_break() {
     if !privileged() {
@@ -164,7 +165,7 @@ fn health_server_is_ready_after_attach_and_metrics_count_a_break() {
     let listen = free_port();
     let obs = Observer::for_pids(
         &[middle.pid()],
-        &["--listen", &format!("127.0.0.1:{listen}")],
+        &["--listen", &format!("127.0.0.1:{listen}"), "--no-spans"],
     );
     let base = format!("http://127.0.0.1:{listen}");
     assert_eq!(curl(&format!("{base}/readyz"), &[]), 200);
@@ -199,4 +200,6 @@ fn health_server_is_ready_after_attach_and_metrics_count_a_break() {
     );
     let r = obs.stop();
     assert_eq!(r.breaks().len(), 1, "{}", r.dump());
+    assert!(r.of_type("span").is_empty(), "{}", r.dump());
+    assert_eq!(r.summary()["inbound"], 1, "{}", r.dump());
 }
