@@ -25,6 +25,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::config::{Protocol, SignalConfig};
 use crate::output::{BreakInbound, BreakOutbound, ProcessMeta};
+use crate::testutil::eventually;
 
 /// What an in-process OTLP receiver got.
 #[derive(Clone, Default)]
@@ -278,17 +279,6 @@ fn break_record() -> Record {
         process: meta(),
         time_unix_ns: 1,
     })
-}
-
-async fn eventually(what: &str, secs: u64, f: impl Fn() -> bool) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    while !f() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 #[tokio::test]
