@@ -245,6 +245,7 @@ fn span_record(n: u64) -> Record {
         user_agent: None,
         cgroup: None,
         container_id: None,
+        k8s: None,
         process: meta(),
         start_unix_ns: 1,
         end_unix_ns: 2,
@@ -276,6 +277,7 @@ fn break_record() -> Record {
         server_span_id: Some(format!("{:016x}", 0x1000)),
         cgroup: None,
         container_id: None,
+        k8s: None,
         process: meta(),
         time_unix_ns: 1,
     })

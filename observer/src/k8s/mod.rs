@@ -16,6 +16,8 @@ pub mod watch;
 #[cfg(test)]
 mod pod_tests;
 #[cfg(test)]
+mod resolve_tests;
+#[cfg(test)]
 mod watch_tests;
 
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -30,10 +32,10 @@ pub enum Error {
     #[error("--kubernetes needs the node's name: --node-name or NODE_NAME (from the downward API)")]
     NoNodeName,
     #[error(
-        "no Kubernetes client configuration (neither a kubeconfig nor the in-cluster service account): {0}"
+        "no Kubernetes client configuration (neither a kubeconfig nor the in-cluster service account)"
     )]
     Config(#[from] kube::config::InferConfigError),
-    #[error("cannot build a Kubernetes client: {0}")]
+    #[error("cannot build a Kubernetes client")]
     Client(#[from] kube::Error),
 }
 
