@@ -6,6 +6,8 @@
 //! * transforms (pure, no I/O): [`http::tracker`] reassembles heads and pairs exchanges,
 //!   [`correlate`] relates inbound to outbound requests and finds propagation breaks,
 //!   [`pipeline`] joins them and turns findings into records;
+//! * metadata: [`procinfo`] reads `/proc` ([`cgroup`] for containers), [`k8s`] adds the pod from
+//!   the Kubernetes API (`--kubernetes`);
 //! * sinks: [`output`] renders records as JSON lines or readable lines; [`export`] sends them over
 //!   OTLP.
 pub mod capture;
@@ -14,7 +16,10 @@ pub mod correlate;
 pub mod export;
 pub mod health;
 pub mod http;
+pub mod k8s;
 pub mod output;
 pub mod pipeline;
 pub mod procinfo;
+#[cfg(test)]
+mod testutil;
 pub mod tracectx;

@@ -15,6 +15,7 @@ use observer::export::{self, Exporter};
 use observer::health::{self, Health};
 use observer::http::head::ParseOptions;
 use observer::http::table::Limits;
+use observer::k8s::{self, SharedIndex};
 use observer::output::{self, Format, Record};
 use observer::pipeline::{Pipeline, ProcessFilter};
 use observer::procinfo::Procfs;
@@ -83,6 +84,13 @@ struct Args {
     /// e.g. 0.0.0.0:9464.
     #[arg(long, value_name = "ADDR")]
     listen: Option<std::net::SocketAddr>,
+    /// Add each process's pod, namespace, container and workload from the Kubernetes API (this
+    /// node's pods only) and name services by them.
+    #[arg(long, env = "OBSERVER_KUBERNETES")]
+    kubernetes: bool,
+    /// This node's name, for --kubernetes (e.g. from the downward API's spec.nodeName).
+    #[arg(long, value_name = "NAME", env = "NODE_NAME")]
+    node_name: Option<String>,
     /// Ring buffer size in MiB (a power of two).
     #[arg(long, default_value_t = 16, value_parser = parse_ring_mib)]
     ring_buffer_mib: u32,
@@ -150,19 +158,38 @@ impl Sink {
     }
 }
 
+/// `--kubernetes`: the index of this node's pods, kept up to date by a watcher task from now on.
+async fn kubernetes(node: Option<&str>) -> anyhow::Result<SharedIndex> {
+    let node = node
+        .filter(|n| !n.is_empty())
+        .ok_or(k8s::Error::NoNodeName)?;
+    let client = k8s::watch::client().await?;
+    let index = SharedIndex::default();
+    k8s::watch::spawn(client, node.to_owned(), index.clone());
+    Ok(index)
+}
+
 /// Records drained from the ring buffer before other work (signals, drop checks) gets a turn.
 const DRAIN_BATCH: usize = 8192;
 
 async fn run(args: Args) -> anyhow::Result<()> {
     let export =
         export::config::from_env(args.otlp_endpoint.as_deref(), &|k| std::env::var(k).ok())?;
+    let pods = if args.kubernetes {
+        Some(kubernetes(args.node_name.as_deref()).await?)
+    } else {
+        None
+    };
     preflight::check(&LinuxHost, &args.pids)?;
     let health = Arc::new(Health::default());
     if let Some(addr) = args.listen {
         let listener = health::bind(addr).await?;
         tokio::spawn(health::serve(listener, Arc::clone(&health)));
     }
-    let procfs = Procfs::new(&args.proc_root);
+    let mut procfs = Procfs::new(&args.proc_root);
+    if let Some(p) = &pods {
+        procfs = procfs.with_pods(p.clone());
+    }
     let mut pids = Vec::new();
     for &pid in &args.pids {
         pids.extend(procfs.with_descendants(pid));
@@ -246,6 +273,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         }
     };
     tokio::pin!(until);
+    let mut pods_seen = 0;
 
     let on_record = |r: Result<record::Event, record::DecodeError>,
                      pipeline: &mut Pipeline,
@@ -266,6 +294,13 @@ async fn run(args: Args) -> anyhow::Result<()> {
             _ = tick.tick() => {
                 pipeline.on_drop_check(capture.counters()?, &mut records);
                 capture.flush_kernel_log();
+                // Pods came or went: processes seen before their pod was known get its metadata.
+                if let Some(generation) = pods.as_ref().map(SharedIndex::generation)
+                    && generation != pods_seen
+                {
+                    pods_seen = generation;
+                    pipeline.refresh_metadata(&mut os);
+                }
                 let summary = pipeline.summary();
                 let (export_dropped, export_failures) =
                     exporter.as_ref().map_or((0, 0), Exporter::losses);

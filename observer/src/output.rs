@@ -6,11 +6,14 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
+use crate::k8s::K8sMeta;
+
 /// What is known of an observed process, for OTLP resources.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ProcessMeta {
     pub pid: u32,
-    /// `service.name`: `--service-name`, else the process name.
+    /// `service.name`: `--service-name`, else the Kubernetes rule (see [`crate::k8s::pod`]),
+    /// else the process name.
     pub service: String,
     /// The executable's file name (`/proc/PID/exe`).
     pub executable: Option<String>,
@@ -20,6 +23,8 @@ pub struct ProcessMeta {
     pub cgroup: Option<String>,
     pub container_id: Option<String>,
     pub pod_uid: Option<String>,
+    /// Its pod and container (`--kubernetes`).
+    pub k8s: Option<K8sMeta>,
 }
 
 /// A complete exchange seen by one process.
@@ -48,6 +53,9 @@ pub struct SpanRecord {
     pub cgroup: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub container_id: Option<String>,
+    /// Its pod (`--kubernetes`): `{"namespace","pod","container","workload_kind","workload"}`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub k8s: Option<K8sMeta>,
     #[serde(skip)]
     pub user_agent: Option<String>,
     #[serde(skip)]
@@ -91,6 +99,9 @@ pub struct BreakRecord {
     pub cgroup: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub container_id: Option<String>,
+    /// Its pod (`--kubernetes`): `{"namespace","pod","container","workload_kind","workload"}`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub k8s: Option<K8sMeta>,
     #[serde(skip)]
     pub server_span_id: Option<String>,
     #[serde(skip)]

@@ -28,6 +28,13 @@ pub trait ProcView: SocketLookup {
             ..ProcessMeta::default()
         }
     }
+
+    /// `meta` with what may have changed since it was resolved (the pod of a process seen before
+    /// its pod was known); `None` when nothing did. By default nothing does.
+    fn refresh(&mut self, meta: &ProcessMeta) -> Option<ProcessMeta> {
+        let _ = meta;
+        None
+    }
 }
 
 /// Which processes to leave out (node-wide mode): by process name, cgroup path prefix or
@@ -173,18 +180,32 @@ impl Pipeline {
         )
     }
 
+    /// `--service-name` wins over what the process's metadata says.
+    fn overridden(service: &Option<String>, mut m: ProcessMeta) -> Arc<ProcessMeta> {
+        if let Some(s) = service {
+            m.service = s.clone();
+        }
+        Arc::new(m)
+    }
+
     fn meta(&mut self, pid: u32, os: &mut dyn ProcView) -> Arc<ProcessMeta> {
         let service = &self.service_override;
         self.names
             .entry(pid)
-            .or_insert_with(|| {
-                let mut m = os.process(pid);
-                if let Some(s) = service {
-                    m.service = s.clone();
-                }
-                Arc::new(m)
-            })
+            .or_insert_with(|| Self::overridden(service, os.process(pid)))
             .clone()
+    }
+
+    /// Re-resolves the metadata of the processes seen so far (call it when what it depends on
+    /// changed, e.g. the Kubernetes pod index). Records made from now on carry the new metadata;
+    /// the filter's decisions stand.
+    pub fn refresh_metadata(&mut self, os: &mut dyn ProcView) {
+        let service = &self.service_override;
+        for m in self.names.values_mut() {
+            if let Some(new) = os.refresh(m) {
+                *m = Self::overridden(service, new);
+            }
+        }
     }
 
     /// Feeds one decoded event; spans are appended to `out` at once, breaks are held until the
@@ -361,6 +382,7 @@ impl Pipeline {
             user_agent: head.and_then(|h| h.user_agent.clone()),
             cgroup: process.cgroup.clone(),
             container_id: process.container_id.clone(),
+            k8s: process.k8s.clone(),
             process: Arc::clone(&process),
             start_unix_ns: start,
             end_unix_ns: end,
@@ -398,6 +420,7 @@ impl Pipeline {
             server_span_id: b.server_span_id.map(|s| s.to_string()),
             cgroup: process.cgroup.clone(),
             container_id: process.container_id.clone(),
+            k8s: process.k8s.clone(),
             process: Arc::clone(&process),
             time_unix_ns: time,
         }

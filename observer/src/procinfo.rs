@@ -8,26 +8,45 @@ use std::path::PathBuf;
 use procfs::process::{FDTarget, Process};
 
 use crate::http::tracker::{FdKind, SocketLookup};
+use crate::k8s::{K8sMeta, SharedIndex};
 use crate::output::ProcessMeta;
 use crate::pipeline::ProcView;
 
-/// `/proc` (or a host's `/proc` mounted elsewhere).
+/// `/proc` (or a host's `/proc` mounted elsewhere), and with `--kubernetes` the pods of the node.
 #[derive(Debug, Clone)]
 pub struct Procfs {
     root: PathBuf,
+    pods: Option<SharedIndex>,
 }
 
 impl Default for Procfs {
     fn default() -> Self {
-        Procfs {
-            root: PathBuf::from("/proc"),
-        }
+        Procfs::new("/proc")
     }
 }
 
 impl Procfs {
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        Procfs { root: root.into() }
+        Procfs {
+            root: root.into(),
+            pods: None,
+        }
+    }
+
+    /// Processes in a pod of `pods` get its metadata, and their `service` by the Kubernetes rule.
+    pub fn with_pods(mut self, pods: SharedIndex) -> Self {
+        self.pods = Some(pods);
+        self
+    }
+
+    fn pod_of(&self, pod_uid: Option<&str>, container_id: Option<&str>) -> Option<K8sMeta> {
+        self.pods.as_ref()?.lookup(pod_uid, container_id)
+    }
+
+    /// The Kubernetes `service.name`, else the process name.
+    fn service_of(&mut self, pid: u32, k8s: Option<&K8sMeta>) -> String {
+        k8s.and_then(K8sMeta::service_name)
+            .unwrap_or_else(|| self.service_name(pid))
     }
 
     fn handle(&self, pid: u32) -> Option<Process> {
@@ -113,15 +132,32 @@ impl ProcView for Procfs {
         let cg = std::fs::read_to_string(dir.join("cgroup"))
             .ok()
             .map(|c| crate::cgroup::parse(&c));
+        let cg = cg.unwrap_or_default();
+        let k8s = self.pod_of(cg.pod_uid.as_deref(), cg.container_id.as_deref());
         ProcessMeta {
             pid,
-            service: self.service_name(pid),
+            service: self.service_of(pid, k8s.as_ref()),
             executable,
             command,
-            cgroup: cg.as_ref().map(|c| c.path.clone()),
-            container_id: cg.as_ref().and_then(|c| c.container_id.clone()),
-            pod_uid: cg.and_then(|c| c.pod_uid),
+            cgroup: (!cg.path.is_empty()).then_some(cg.path),
+            container_id: cg.container_id,
+            pod_uid: cg.pod_uid,
+            k8s,
         }
+    }
+
+    /// A process whose pod was not known yet (or has changed) gets the pod's metadata; one whose
+    /// pod is gone keeps what it had.
+    fn refresh(&mut self, meta: &ProcessMeta) -> Option<ProcessMeta> {
+        let k8s = self.pod_of(meta.pod_uid.as_deref(), meta.container_id.as_deref())?;
+        if meta.k8s.as_ref() == Some(&k8s) {
+            return None;
+        }
+        Some(ProcessMeta {
+            service: self.service_of(meta.pid, Some(&k8s)),
+            k8s: Some(k8s),
+            ..meta.clone()
+        })
     }
 
     fn service_name(&mut self, pid: u32) -> String {

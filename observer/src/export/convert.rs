@@ -1,7 +1,8 @@
 //! Records -> OTLP requests. Pure.
 //!
 //! * Spans: one resource per observed process (`service.name`, `process.pid`,
-//!   `process.executable.name`, `process.command`, `host.name`, plus OTEL_RESOURCE_ATTRIBUTES),
+//!   `process.executable.name`, `process.command`, `container.id`, the `k8s.*` attributes of its
+//!   pod, `host.name`, plus OTEL_RESOURCE_ATTRIBUTES),
 //!   attributes per the OpenTelemetry HTTP semantic conventions, name = method (no route is
 //!   known), status Error for 5xx and, on client spans, 4xx. A span whose request carried no
 //!   trace id starts a new trace (random id). Breaks attributed to a server span become span
@@ -80,7 +81,9 @@ fn resource(p: &ProcessMeta, host: &HostInfo) -> Resource {
     if let Some(c) = &p.container_id {
         attributes.push(s("container.id", c.clone()));
     }
-    if let Some(u) = &p.pod_uid {
+    if let Some(k) = &p.k8s {
+        attributes.extend(k.attributes().into_iter().map(|(k, v)| s(k, v)));
+    } else if let Some(u) = &p.pod_uid {
         attributes.push(s("k8s.pod.uid", u.clone()));
     }
     attributes.push(s("host.name", host.host_name.clone()));

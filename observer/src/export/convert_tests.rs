@@ -3,15 +3,15 @@ use std::sync::Arc;
 
 use crate::output::{BreakInbound, BreakOutbound};
 
+const CONTAINER_ID: &str = "3f4bfa1e9d1c07d2b4d7a5e81c0f5e2ab8ad93e5ff0c1d9e4f1a2b3c4d5e6f70";
+
 fn meta(pid: u32, service: &str) -> Arc<ProcessMeta> {
     Arc::new(ProcessMeta {
         pid,
         service: service.into(),
         executable: Some("python3.11".into()),
         command: Some("python3".into()),
-        container_id: Some(
-            "3f4bfa1e9d1c07d2b4d7a5e81c0f5e2ab8ad93e5ff0c1d9e4f1a2b3c4d5e6f70".into(),
-        ),
+        container_id: Some(CONTAINER_ID.into()),
         ..ProcessMeta::default()
     })
 }
@@ -40,6 +40,7 @@ fn span_rec(pid: u32, kind: &'static str, status: u16, span_id: &str) -> SpanRec
         user_agent: Some("curl/8".into()),
         cgroup: None,
         container_id: None,
+        k8s: None,
         process: meta(pid, "orders"),
         start_unix_ns: 1_000,
         end_unix_ns: 2_000,
@@ -71,6 +72,7 @@ fn break_rec(pid: u32, server_span: &str) -> BreakRecord {
         server_span_id: Some(server_span.into()),
         cgroup: None,
         container_id: None,
+        k8s: None,
         process: meta(pid, "orders"),
         time_unix_ns: 1_500,
     }
@@ -392,5 +394,56 @@ fn metrics_are_cumulative_counters_with_attributes() {
         "observer.export.dropped",
     ] {
         find(n);
+    }
+}
+
+#[test]
+fn kubernetes_resource_attributes_of_a_pod_process() {
+    use crate::k8s::{K8sMeta, PodMeta, Workload, WorkloadKind};
+    let uid = "1fa938dc-45eb-4328-8b9c-7414c40e8b1f";
+    let pod = PodMeta {
+        uid: uid.into(),
+        namespace: "shop".into(),
+        name: "checkout-7d9f8b6c5d-x2x7q".into(),
+        node: Some("node-a".into()),
+        controller: Some(Workload {
+            kind: WorkloadKind::ReplicaSet,
+            name: "checkout-7d9f8b6c5d".into(),
+        }),
+        workload: Some(Workload {
+            kind: WorkloadKind::Deployment,
+            name: "checkout".into(),
+        }),
+        ..PodMeta::default()
+    };
+    let mut m = (*meta(7, "checkout")).clone();
+    m.pod_uid = Some(uid.into());
+    m.k8s = Some(K8sMeta {
+        pod: Arc::new(pod),
+        container: Some("checkout".into()),
+    });
+    let mut rec = span_rec(7, "server", 200, "53995c3f42cd8ad8");
+    rec.process = Arc::new(m);
+    let req = traces(&[rec], &[], &host());
+    let res = &req.resource_spans[0].resource.as_ref().unwrap().attributes;
+    for (key, value) in [
+        ("k8s.namespace.name", "shop"),
+        ("k8s.pod.name", "checkout-7d9f8b6c5d-x2x7q"),
+        ("k8s.pod.uid", uid),
+        ("k8s.container.name", "checkout"),
+        ("k8s.node.name", "node-a"),
+        ("k8s.replicaset.name", "checkout-7d9f8b6c5d"),
+        ("k8s.deployment.name", "checkout"),
+        ("container.id", CONTAINER_ID),
+    ] {
+        assert_eq!(
+            attr(res, key),
+            Some(&any_value::Value::StringValue(value.into())),
+            "{key}"
+        );
+    }
+    assert_eq!(res.iter().filter(|a| a.key == "k8s.pod.uid").count(), 1);
+    for absent in ["k8s.statefulset.name", "k8s.job.name", "k8s.cronjob.name"] {
+        assert_eq!(attr(res, absent), None, "{absent}");
     }
 }

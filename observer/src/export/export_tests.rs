@@ -25,6 +25,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::config::{Protocol, SignalConfig};
 use crate::output::{BreakInbound, BreakOutbound, ProcessMeta};
+use crate::testutil::eventually;
 
 /// What an in-process OTLP receiver got.
 #[derive(Clone, Default)]
@@ -244,6 +245,7 @@ fn span_record(n: u64) -> Record {
         user_agent: None,
         cgroup: None,
         container_id: None,
+        k8s: None,
         process: meta(),
         start_unix_ns: 1,
         end_unix_ns: 2,
@@ -275,20 +277,10 @@ fn break_record() -> Record {
         server_span_id: Some(format!("{:016x}", 0x1000)),
         cgroup: None,
         container_id: None,
+        k8s: None,
         process: meta(),
         time_unix_ns: 1,
     })
-}
-
-async fn eventually(what: &str, secs: u64, f: impl Fn() -> bool) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    while !f() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 #[tokio::test]
