@@ -22,7 +22,7 @@ use observer::capture::record::{Origin, decode, raw};
 use observer::correlate::{Config, IdSource};
 use observer::http::head::ParseOptions;
 use observer::http::tracker::{FdKind, SocketLookup};
-use observer::output::{Format, Record, render};
+use observer::output::{Format, render};
 use observer::pipeline::{KernelCounters, Pipeline, ProcView};
 use observer_common::{KIND_ACCEPT, KIND_CLOSE, KIND_CONNECT};
 

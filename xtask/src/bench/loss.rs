@@ -19,8 +19,7 @@ struct Step {
     /// wrk connections with a 1 ms delay per request; `None`: unthrottled (32 connections).
     throttled: Option<u32>,
     rps: f64,
-    records: u64,
-    drops: u64,
+    capture: parse::Capture,
 }
 
 fn offered(c: Option<u32>) -> String {
@@ -60,18 +59,20 @@ pub fn run(ctx: &Ctx) -> anyhow::Result<(Vec<Row>, Value)> {
             .run()?;
             let c = parse::capture(&obs.stop()?);
             eprintln!(
-                "bench loss: ring {ring_mib} MiB, offered {}: {:.0} req/s, {} records, {} drops",
+                "bench loss: ring {ring_mib} MiB, offered {}: {:.0} req/s, {} records ({:.0}/s), \
+                 {} drops, {} lost heads",
                 offered(throttled),
                 report.rps,
                 c.records,
-                c.ringbuf_drops
+                c.records as f64 / f64::from(seconds),
+                c.ringbuf_drops,
+                c.lost_heads
             );
             steps.push(Step {
                 ring_mib,
                 throttled,
                 rps: report.rps,
-                records: c.records,
-                drops: c.ringbuf_drops,
+                capture: c,
             });
         }
     }
@@ -84,13 +85,23 @@ pub fn run(ctx: &Ctx) -> anyhow::Result<(Vec<Row>, Value)> {
         let max = of.iter().map(|s| s.rps).fold(0.0, f64::max);
         let first = of
             .iter()
-            .filter(|s| s.drops > 0)
+            .filter(|s| s.capture.ringbuf_drops > 0)
             .min_by(|a, b| a.rps.total_cmp(&b.rps));
         rows.push(Row::info(
             "4 loss",
-            format!("--all, ring {ring} MiB: drops begin at"),
+            format!("--all, ring {ring} MiB: drops begin between"),
             match first {
-                Some(s) => format!("~{:.0} req/s ({} drops)", s.rps, s.drops),
+                Some(s) => {
+                    let clean = of
+                        .iter()
+                        .filter(|c| c.capture.ringbuf_drops == 0 && c.rps < s.rps)
+                        .map(|c| c.rps)
+                        .fold(0.0, f64::max);
+                    format!(
+                        "{clean:.0}..{:.0} req/s ({} drops at {:.0})",
+                        s.rps, s.capture.ringbuf_drops, s.rps
+                    )
+                }
                 None => format!("none up to {max:.0} req/s"),
             },
         ));
@@ -109,7 +120,9 @@ pub fn run(ctx: &Ctx) -> anyhow::Result<(Vec<Row>, Value)> {
         .map(|s| {
             json!({"ring_mib": s.ring_mib, "offered": offered(s.throttled),
                    "wrk_connections": s.throttled.unwrap_or(32), "delay_ms": s.throttled.map(|_| 1),
-                   "achieved_rps": s.rps, "records": s.records, "ringbuf_drops": s.drops})
+                   "achieved_rps": s.rps, "records": s.capture.records,
+                   "ringbuf_drops": s.capture.ringbuf_drops, "lost_heads": s.capture.lost_heads,
+                   "unknown": s.capture.unknown})
         })
         .collect();
     let v = json!({

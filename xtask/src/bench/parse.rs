@@ -113,10 +113,13 @@ pub fn capture(summary: &Value) -> Capture {
     }
 }
 
-/// The mean time per iteration (ns) in criterion's `estimates.json`.
-pub fn criterion_mean_ns(estimates: &str) -> Option<f64> {
+/// The (mean, median) time per iteration (ns) in criterion's `estimates.json`.
+pub fn criterion_ns(estimates: &str) -> Option<(f64, f64)> {
     let v: Value = serde_json::from_str(estimates).ok()?;
-    v["mean"]["point_estimate"].as_f64()
+    Some((
+        v["mean"]["point_estimate"].as_f64()?,
+        v["median"]["point_estimate"].as_f64()?,
+    ))
 }
 
 /// (name, run_time_ns, run_cnt) of the programs in `bpftool prog show --json` held by process
@@ -288,8 +291,8 @@ Transfer/sec:     16.05MB
     #[test]
     fn criterion_estimates() {
         let e = r#"{"mean":{"confidence_interval":{"confidence_level":0.95,"lower_bound":1.0,"upper_bound":3.0},"point_estimate":2072503.5,"standard_error":1.0},"median":{"point_estimate":2.0}}"#;
-        assert_eq!(criterion_mean_ns(e), Some(2_072_503.5));
-        assert_eq!(criterion_mean_ns("{}"), None);
+        assert_eq!(criterion_ns(e), Some((2_072_503.5, 2.0)));
+        assert_eq!(criterion_ns("{}"), None);
     }
 
     #[test]
