@@ -137,6 +137,12 @@ pub fn bench(opts: Options) -> anyhow::Result<()> {
     };
     let machine = machine(&ctx);
     eprintln!("bench: {machine}");
+    if machine["bpf_stats_enabled_at_start"] == "1" {
+        eprintln!(
+            "bench: warning: kernel.bpf_stats_enabled is 1 (set outside this run): every program run \
+             pays for two clock reads, the syscall and app figures include that"
+        );
+    }
     let wanted = |name: &str| opts.only.is_empty() || opts.only.iter().any(|o| o == name);
     let mut rows = Vec::new();
     let mut results = serde_json::Map::new();
@@ -209,6 +215,10 @@ fn machine(ctx: &Ctx) -> Value {
         "cpu": cpu,
         "mem_total_kib": parse::status_kib(&meminfo, "MemTotal"),
         "loadavg_at_start": std::fs::read_to_string("/proc/loadavg").unwrap_or_default().trim(),
+        // When on, every BPF program run also reads the clock twice (slow in a VM): it inflates
+        // the per-syscall and app figures.
+        "bpf_stats_enabled_at_start": std::fs::read_to_string("/proc/sys/kernel/bpf_stats_enabled")
+            .unwrap_or_default().trim(),
         "git_commit": sh("git", &["rev-parse", "HEAD"]),
         "git_dirty": dirty,
         "observer": ctx.observer.display().to_string(),

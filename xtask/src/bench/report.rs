@@ -65,7 +65,7 @@ pub fn text(rows: &[Row]) -> String {
 pub fn markdown(rows: &[Row], machine: &Value, quick: bool) -> String {
     let m = |k: &str| machine[k].as_str().unwrap_or("").to_owned();
     let mut s = format!(
-        "Run of {date} ({mode}) on {cpu}, {n} CPUs, kernel {kernel}, commit {commit}{dirty}; load average at start {load}.\n\n\
+        "Run of {date} ({mode}) on {cpu}, {n} CPUs, kernel {kernel}, commit {commit}{dirty}; load average at start {load}; kernel.bpf_stats_enabled at start: {stats}.\n\n\
          | item | metric | value | target | status |\n| --- | --- | ---: | --- | --- |\n",
         date = m("date"),
         mode = if quick {
@@ -83,6 +83,7 @@ pub fn markdown(rows: &[Row], machine: &Value, quick: bool) -> String {
             ""
         },
         load = m("loadavg_at_start"),
+        stats = m("bpf_stats_enabled_at_start"),
     );
     for r in sorted(rows) {
         s.push_str(&format!(
