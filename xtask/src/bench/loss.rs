@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use super::app::Wrk;
+use super::app::{Throttle, Wrk};
 use super::parse;
-use super::procs::{Nginx, Observer, TempDir, signal};
+use super::procs::{Nginx, Observer, signal};
 use super::{Ctx, Row};
 
 struct Step {
@@ -35,9 +35,7 @@ pub fn run(ctx: &Ctx) -> anyhow::Result<(Vec<Row>, Value)> {
     };
     let nginx = Nginx::start(4096)?;
     let url = nginx.url();
-    let dir = TempDir::new("wrk")?;
-    let script = dir.path.join("delay.lua");
-    std::fs::write(&script, "function delay()\n  return 1\nend\n")?;
+    let throttle = Throttle::new()?;
     let mut steps = Vec::new();
     for ring_mib in [1, 16] {
         for throttled in rates.iter().copied().map(Some).chain([None]) {
@@ -54,7 +52,7 @@ pub fn run(ctx: &Ctx) -> anyhow::Result<(Vec<Row>, Value)> {
                 threads: 2,
                 connections: throttled.unwrap_or(32),
                 seconds,
-                script: throttled.map(|_| script.as_path()),
+                script: throttled.map(|_| throttle.script.as_path()),
             }
             .run()?;
             let c = parse::capture(&obs.stop()?);
