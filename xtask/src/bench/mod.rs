@@ -26,6 +26,7 @@ pub mod syscall;
 
 use std::path::PathBuf;
 use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde_json::{Value, json};
 
@@ -146,9 +147,19 @@ pub fn bench(opts: Options) -> anyhow::Result<()> {
     let wanted = |name: &str| opts.only.is_empty() || opts.only.iter().any(|o| o == name);
     let mut rows = Vec::new();
     let mut results = serde_json::Map::new();
+    catch_interrupts();
     for &item in ITEMS {
         if !wanted(item) {
             continue;
+        }
+        if INTERRUPTED.load(Ordering::Relaxed) {
+            eprintln!("bench: interrupted, writing what was measured");
+            rows.push(Row::info(
+                report::item_label(item),
+                "interrupted",
+                "not run",
+            ));
+            break;
         }
         eprintln!("== bench {item}");
         let started = std::time::Instant::now();
@@ -169,7 +180,7 @@ pub fn bench(opts: Options) -> anyhow::Result<()> {
                 rows.push(Row::info(
                     report::item_label(item),
                     "error",
-                    format!("{e:#}"),
+                    format!("{e:#}").replace('\n', " "),
                 ));
                 results.insert(item.into(), json!({ "error": format!("{e:#}") }));
             }
@@ -187,6 +198,25 @@ pub fn bench(opts: Options) -> anyhow::Result<()> {
         &rows,
         Value::Object(results),
     )
+}
+
+/// Set by SIGINT/SIGTERM. The children of a run get the signal too (same process group) and
+/// end; what was waiting on them fails, the guards clean up (and restore bpf_stats), and no
+/// further item starts.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_interrupt(_: libc::c_int) {
+    INTERRUPTED.store(true, Ordering::Relaxed);
+}
+
+fn catch_interrupts() {
+    // A handler, not SIG_IGN: handlers are reset by exec, so the children keep the default.
+    let handler = on_interrupt as extern "C" fn(libc::c_int) as libc::sighandler_t;
+    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+    unsafe {
+        libc::signal(libc::SIGINT, handler);
+        libc::signal(libc::SIGTERM, handler);
+    }
 }
 
 fn sh(cmd: &str, args: &[&str]) -> String {
