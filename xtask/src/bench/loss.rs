@@ -31,7 +31,7 @@ pub fn run(ctx: &Ctx) -> anyhow::Result<(Vec<Row>, Value)> {
     let (rates, seconds): (&[u32], u32) = if ctx.quick {
         (&[16, 64], 3)
     } else {
-        (&[8, 16, 32, 64, 128], 5)
+        (&[8, 16, 32, 48, 64, 96, 128], 5)
     };
     let nginx = Nginx::start(4096)?;
     let url = nginx.url();
