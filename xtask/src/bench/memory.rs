@@ -10,7 +10,6 @@
 //! of `RssFile` for the default 16 MiB ring); `RssAnon` is the observer's own memory, sampled
 //! alongside.
 
-use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -18,7 +17,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 use serde_json::{Value, json};
 
-use super::procs::{Guard, Nginx, Observer, status_kib};
+use super::procs::{Guard, Nginx, Observer, lines_of, status_kib};
 use super::{Ctx, Row};
 use crate::root_dir;
 
@@ -65,15 +64,7 @@ fn cycle(port: u16, observer: u32) -> anyhow::Result<(u64, Mem, Mem)> {
             .args(["--hold", &HOLD_SECONDS.to_string()])
             .stdout(Stdio::piped()),
     )?;
-    let stdout = client.0.stdout.take().context("client stdout")?;
-    let (tx, lines) = mpsc::channel();
-    std::thread::spawn(move || {
-        for l in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(l).is_err() {
-                break;
-            }
-        }
-    });
+    let lines = lines_of(client.0.stdout.take().context("client stdout")?);
     let deadline = Instant::now() + Duration::from_secs(180);
     let (mut peak, mut opened) = (Mem::default(), 0);
     loop {

@@ -87,6 +87,19 @@ pub fn output_within(cmd: &mut Command, timeout: Duration) -> anyhow::Result<Str
     Ok(out)
 }
 
+/// The lines of a pipe, read by a thread, to wait for with a timeout.
+pub fn lines_of(pipe: impl Read + Send + 'static) -> Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for l in BufReader::new(pipe).lines().map_while(Result::ok) {
+            if tx.send(l).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
 /// Child pids of `pid`, from /proc.
 pub fn children(pid: u32) -> Vec<u32> {
     let Ok(entries) = std::fs::read_dir("/proc") else {
