@@ -4,8 +4,10 @@
 //! * `test`    runs everything: fmt check, clippy (-D warnings), unit tests, a 30 s run of each
 //!   fuzz target, privileged end-to-end tests on the real kernel (re-run under sudo when not root);
 //! * `demo`    starts small local services that call each other, observes them, drives traffic;
-//! * `install` puts `observer` in /usr/local/bin so that `sudo observer --pid N` works.
+//! * `install` puts `observer` in /usr/local/bin so that `sudo observer --pid N` works;
+//! * `bench`   measures the overhead budget (docs/benchmarks.md): prints a table, writes JSON.
 
+mod bench;
 mod demo;
 mod setup;
 
@@ -43,6 +45,17 @@ enum Cmd {
     Demo,
     /// Install the observer binary into /usr/local/bin.
     Install,
+    /// Measure the overhead budget: app overhead, per-syscall cost, pipeline, loss, memory, CPU.
+    Bench(bench::Options),
+    /// The per-syscall benchmark's loop process (started by `bench`).
+    #[command(hide = true)]
+    BenchLoop {
+        #[arg(long)]
+        iters: u64,
+        /// HTTP heads instead of plain bytes.
+        #[arg(long)]
+        http: bool,
+    },
 }
 
 pub fn root_dir() -> PathBuf {
@@ -312,5 +325,7 @@ fn main() -> anyhow::Result<()> {
         } => test(no_privileged, privileged_only, filter),
         Cmd::Demo => demo::demo(),
         Cmd::Install => install(),
+        Cmd::Bench(opts) => bench::bench(opts),
+        Cmd::BenchLoop { iters, http } => bench::syscall::bench_loop(iters, http),
     }
 }

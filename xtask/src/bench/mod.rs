@@ -1,0 +1,268 @@
+//! `cargo xtask bench`: the overhead budget of issue 6, measured side by side in one run.
+//!
+//! Items (each can be picked with `--only NAME`):
+//! * `app` (1 and 6): nginx + wrk, arms none / `--pid` / `--all` interleaved: req/s, p99, the
+//!   observer's CPU per 10k requests, ring-buffer drops at the highest rate ([`app`]);
+//! * `syscall` (2): ns added per write/read on loopback TCP, observed, unobserved and without an
+//!   observer, plus the kernel programs' own run time from bpf_stats ([`syscall`]);
+//! * `pipeline` (3): criterion bench of decode + reassembly + parsing + correlation on recorded
+//!   traffic, records/s on one core and allocations per record ([`pipeline`]);
+//! * `loss` (4): offered-rate sweep with a small and the default ring buffer, and a stalled
+//!   observer to show that drops are counted and reported ([`loss`]);
+//! * `memory` (5): observer RSS with 10,000 open keep-alive connections, and after ([`memory`]).
+//!
+//! Prints a table (metric, value, target, pass/fail/—), writes `target/bench/results-<time>.json`,
+//! `target/bench/latest.json` and `target/bench/latest.md`. Nothing here asserts: these are
+//! benchmarks, not tests.
+
+mod app;
+mod loss;
+mod memory;
+mod parse;
+mod pipeline;
+mod procs;
+mod report;
+pub mod syscall;
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use serde_json::{Value, json};
+
+use crate::{build_observer, is_root, root_dir, run, setup};
+
+pub const ITEMS: &[&str] = &["app", "syscall", "pipeline", "loss", "memory"];
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct Options {
+    /// Short arms and fewer rounds (for development; the figures are noisier).
+    #[arg(long)]
+    pub quick: bool,
+    /// Run only these items (repeatable): app, syscall, pipeline, loss, memory.
+    #[arg(long = "only", value_name = "NAME", value_parser = clap::builder::PossibleValuesParser::new(ITEMS))]
+    pub only: Vec<String>,
+    /// Where to write the results (default: target/bench).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Measure this observer binary instead of building target/release/observer.
+    #[arg(long, value_name = "PATH")]
+    pub observer_bin: Option<PathBuf>,
+}
+
+/// What every item needs.
+pub struct Ctx {
+    pub observer: PathBuf,
+    pub quick: bool,
+}
+
+/// A line of the result table.
+#[derive(Debug, Clone)]
+pub struct Row {
+    pub item: &'static str,
+    pub metric: String,
+    pub value: String,
+    pub target: String,
+    /// `None` where there is no target (or no figure).
+    pub pass: Option<bool>,
+}
+
+impl Row {
+    pub fn info(item: &'static str, metric: impl Into<String>, value: impl Into<String>) -> Row {
+        Row {
+            item,
+            metric: metric.into(),
+            value: value.into(),
+            target: String::new(),
+            pass: None,
+        }
+    }
+
+    /// A figure against its target; `fmt` is (decimals, unit suffix).
+    pub fn check(
+        item: &'static str,
+        metric: impl Into<String>,
+        value: f64,
+        fmt: (usize, &str),
+        target: &str,
+        ok: impl Fn(f64) -> bool,
+    ) -> Row {
+        Row {
+            item,
+            metric: metric.into(),
+            value: if value.is_finite() {
+                format!("{value:.*}{}", fmt.0, fmt.1)
+            } else {
+                "n/a".into()
+            },
+            target: target.into(),
+            pass: value.is_finite().then(|| ok(value)),
+        }
+    }
+}
+
+pub fn bench(opts: Options) -> anyhow::Result<()> {
+    if !is_root() {
+        // Build as the invoking user, then measure as root (eBPF, nginx as root, rlimits).
+        setup::setup()?;
+        let bin = match &opts.observer_bin {
+            Some(b) => b.clone(),
+            None => build_observer(true)?,
+        };
+        eprintln!("not root: re-running the benchmarks with sudo");
+        let mut c = Command::new("sudo");
+        c.args(["--preserve-env=PATH,RUSTUP_HOME,CARGO_HOME,HOME", "--"])
+            .arg(std::env::current_exe()?)
+            .arg("bench")
+            .arg("--observer-bin")
+            .arg(&bin);
+        if opts.quick {
+            c.arg("--quick");
+        }
+        for o in &opts.only {
+            c.args(["--only", o]);
+        }
+        if let Some(o) = &opts.out {
+            c.arg("--out").arg(o);
+        }
+        return run(c.current_dir(root_dir()));
+    }
+    setup::setup()?;
+    let observer = match &opts.observer_bin {
+        Some(b) => b.clone(),
+        None => build_observer(true)?,
+    };
+    let ctx = Ctx {
+        observer,
+        quick: opts.quick,
+    };
+    let machine = machine(&ctx);
+    eprintln!("bench: {machine}");
+    if machine["bpf_stats_enabled_at_start"] == "1" {
+        eprintln!(
+            "bench: warning: kernel.bpf_stats_enabled is 1 (set outside this run): every program run \
+             pays for two clock reads, the syscall and app figures include that"
+        );
+    }
+    let wanted = |name: &str| opts.only.is_empty() || opts.only.iter().any(|o| o == name);
+    let mut rows = Vec::new();
+    let mut results = serde_json::Map::new();
+    catch_interrupts();
+    for &item in ITEMS {
+        if !wanted(item) {
+            continue;
+        }
+        if INTERRUPTED.load(Ordering::Relaxed) {
+            eprintln!("bench: interrupted, writing what was measured");
+            rows.push(Row::info(
+                report::item_label(item),
+                "interrupted",
+                "not run",
+            ));
+            break;
+        }
+        eprintln!("== bench {item}");
+        let started = std::time::Instant::now();
+        let res = match item {
+            "app" => app::run(&ctx),
+            "syscall" => syscall::run(&ctx),
+            "pipeline" => pipeline::run(&ctx),
+            "loss" => loss::run(&ctx),
+            _ => memory::run(&ctx),
+        };
+        match res {
+            Ok((r, v)) => {
+                rows.extend(r);
+                results.insert(item.into(), v);
+            }
+            Err(e) => {
+                eprintln!("bench {item} failed: {e:#}");
+                rows.push(Row::info(
+                    report::item_label(item),
+                    "error",
+                    format!("{e:#}").replace('\n', " "),
+                ));
+                results.insert(item.into(), json!({ "error": format!("{e:#}") }));
+            }
+        }
+        eprintln!("== bench {item}: {:.0} s", started.elapsed().as_secs_f64());
+    }
+    let out_dir = opts
+        .out
+        .clone()
+        .unwrap_or_else(|| root_dir().join("target/bench"));
+    report::write(
+        &out_dir,
+        &machine,
+        opts.quick,
+        &rows,
+        Value::Object(results),
+    )
+}
+
+/// Set by SIGINT/SIGTERM. The children of a run get the signal too (same process group) and
+/// end; what was waiting on them fails, the guards clean up (and restore bpf_stats), and no
+/// further item starts.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_interrupt(_: libc::c_int) {
+    INTERRUPTED.store(true, Ordering::Relaxed);
+}
+
+fn catch_interrupts() {
+    // A handler, not SIG_IGN: handlers are reset by exec, so the children keep the default.
+    let handler = on_interrupt as extern "C" fn(libc::c_int) as libc::sighandler_t;
+    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+    unsafe {
+        libc::signal(libc::SIGINT, handler);
+        libc::signal(libc::SIGTERM, handler);
+    }
+}
+
+fn sh(cmd: &str, args: &[&str]) -> String {
+    Command::new(cmd)
+        .args(args)
+        .current_dir(root_dir())
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default()
+}
+
+/// Facts of the machine and the build the figures belong to.
+fn machine(ctx: &Ctx) -> Value {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let cpu = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name")?.split_once(':'))
+        .map(|(_, m)| m.trim().to_owned())
+        .unwrap_or_default();
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let dirty = !sh("git", &["status", "--porcelain", "--untracked-files=no"]).is_empty();
+    json!({
+        "date": sh("date", &["-u", "+%Y-%m-%dT%H:%M:%SZ"]),
+        "kernel": sh("uname", &["-r"]),
+        "nproc": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+        "cpu": cpu,
+        "mem_total_kib": parse::status_kib(&meminfo, "MemTotal"),
+        "loadavg_at_start": std::fs::read_to_string("/proc/loadavg").unwrap_or_default().trim(),
+        // When on, every BPF program run also reads the clock twice (slow in a VM): it inflates
+        // the per-syscall and app figures.
+        "bpf_stats_enabled_at_start": std::fs::read_to_string("/proc/sys/kernel/bpf_stats_enabled")
+            .unwrap_or_default().trim(),
+        "git_commit": sh("git", &["rev-parse", "HEAD"]),
+        "git_dirty": dirty,
+        "observer": ctx.observer.display().to_string(),
+        "observer_version": sh(&ctx.observer.display().to_string(), &["--version"]),
+        "nginx": String::from_utf8_lossy(
+            &Command::new("/usr/sbin/nginx").arg("-v").output().map(|o| o.stderr).unwrap_or_default()
+        ).trim(),
+        "wrk": sh("sh", &["-c", "wrk -v 2>&1 | head -1"]),
+    })
+}
+
+/// `cargo bench`-style commands for the pipeline item (run as the current user).
+pub fn cargo() -> Command {
+    let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    c.current_dir(root_dir());
+    c
+}

@@ -1,0 +1,328 @@
+//! Item 2: the cost the kernel programs add to a syscall. A loop process (`xtask bench-loop`, a
+//! hidden subcommand of this binary) holds both ends of a loopback TCP connection and repeats an
+//! exchange of four syscalls: write(client), read(server), write(server), read(client), with
+//! either 64 plain bytes each way or an HTTP request head with trace headers and a response head
+//! (the capture path: a record per syscall). Arms, interleaved over rounds:
+//!
+//! * `none`: no observer;
+//! * `unobserved`: an observer watching another (idle) process: every syscall still runs the
+//!   programs' process filter;
+//! * `observed`: `observer --pid <loop>`, plain bytes (filter, argument stash, head test);
+//! * `observed-http`: the same with HTTP heads (the bytes are copied into the ring buffer).
+//!
+//! The loop prints its pid and waits for a line on stdin, so the observer is attached before it
+//! starts. Wall time per syscall is measured with the monotonic clock; "added" is the median of
+//! an arm minus the median of `none`. Then, once, the same arms run with
+//! `kernel.bpf_stats_enabled=1` to read the programs' own run time per invocation (bpftool).
+
+use std::io::Write;
+use std::os::fd::AsRawFd;
+use std::process::{Command, Stdio};
+use std::sync::mpsc::Receiver;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use serde_json::{Value, json};
+
+use super::parse::median;
+use super::procs::{Guard, Observer, lines_of, output_within};
+use super::{Ctx, Row};
+
+const PLAIN: &[u8] = &[b'x'; 64];
+const REQUEST: &[u8] = b"GET /api/items HTTP/1.1\r\nHost: x\r\n\
+traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\r\n\r\n";
+const RESPONSE: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
+
+fn full(n: isize, want: usize, what: &str) -> anyhow::Result<usize> {
+    if n <= 0 {
+        bail!("{what} returned {n}: {}", std::io::Error::last_os_error());
+    }
+    let n = n as usize;
+    if n > want {
+        bail!("{what} returned {n} > {want}");
+    }
+    Ok(n)
+}
+
+/// Reads exactly `want` bytes with read(2); returns the number of read calls made.
+fn read_exact(fd: i32, buf: &mut [u8], want: usize) -> anyhow::Result<u64> {
+    let mut got = 0;
+    let mut calls = 0;
+    while got < want {
+        // SAFETY: `buf` is valid for `want - got` bytes from `got` (want <= buf.len()).
+        let n = unsafe { libc::read(fd, buf[got..].as_mut_ptr().cast(), want - got) };
+        got += full(n, want - got, "read")?;
+        calls += 1;
+    }
+    Ok(calls)
+}
+
+fn write_all(fd: i32, data: &[u8]) -> anyhow::Result<u64> {
+    // SAFETY: `data` is valid for its length.
+    let n = unsafe { libc::write(fd, data.as_ptr().cast(), data.len()) };
+    if full(n, data.len(), "write")? != data.len() {
+        bail!("short write on loopback");
+    }
+    Ok(1)
+}
+
+/// The loop process (`xtask bench-loop`): prints `READY <pid>`, waits for a line on stdin, runs
+/// `iters` exchanges and prints `RESULT <elapsed ns> <syscalls>`.
+pub fn bench_loop(iters: u64, http: bool) -> anyhow::Result<()> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let client = std::net::TcpStream::connect(listener.local_addr()?)?;
+    let (server, _) = listener.accept()?;
+    client.set_nodelay(true)?;
+    server.set_nodelay(true)?;
+    let (c, s) = (client.as_raw_fd(), server.as_raw_fd());
+    let (req, resp) = if http {
+        (REQUEST, RESPONSE)
+    } else {
+        (PLAIN, PLAIN)
+    };
+    let mut buf = [0u8; 512];
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "READY {}", std::process::id())?;
+    out.flush()?;
+    let mut go = String::new();
+    std::io::stdin().read_line(&mut go)?;
+    let mut calls = 0;
+    let start = Instant::now();
+    for _ in 0..iters {
+        calls += write_all(c, req)?;
+        calls += read_exact(s, &mut buf, req.len())?;
+        calls += write_all(s, resp)?;
+        calls += read_exact(c, &mut buf, resp.len())?;
+    }
+    let ns = start.elapsed().as_nanos();
+    writeln!(out, "RESULT {ns} {calls}")?;
+    out.flush()?;
+    Ok(())
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Arm {
+    None,
+    Unobserved,
+    Observed,
+    ObservedHttp,
+}
+
+const ARMS: [Arm; 4] = [Arm::None, Arm::Unobserved, Arm::Observed, Arm::ObservedHttp];
+
+impl Arm {
+    fn name(self) -> &'static str {
+        match self {
+            Arm::None => "none",
+            Arm::Unobserved => "unobserved",
+            Arm::Observed => "observed",
+            Arm::ObservedHttp => "observed-http",
+        }
+    }
+}
+
+/// The loop, started and waiting for its go.
+struct Loop {
+    proc: Guard,
+    lines: Receiver<String>,
+    pid: u32,
+}
+
+impl Loop {
+    fn start(iters: u64, http: bool) -> anyhow::Result<Loop> {
+        let mut c = Command::new(std::env::current_exe()?);
+        c.args(["bench-loop", "--iters", &iters.to_string()]);
+        if http {
+            c.arg("--http");
+        }
+        let mut proc = Guard::spawn(c.stdin(Stdio::piped()).stdout(Stdio::piped()))?;
+        let lines = lines_of(proc.0.stdout.take().context("loop stdout")?);
+        let first = lines
+            .recv_timeout(Duration::from_secs(30))
+            .context("the loop printed nothing")?;
+        let pid = first
+            .strip_prefix("READY ")
+            .and_then(|p| p.parse().ok())
+            .with_context(|| format!("loop printed {first:?}"))?;
+        Ok(Loop { proc, lines, pid })
+    }
+
+    /// Starts the loop and waits for its result: ns per syscall.
+    fn go(mut self) -> anyhow::Result<f64> {
+        writeln!(self.proc.0.stdin.as_mut().context("loop stdin")?, "go")?;
+        // A wedged loop is given up on (and killed by the guard).
+        let line = self
+            .lines
+            .recv_timeout(Duration::from_secs(600))
+            .context("the loop printed no result within 600 s")?;
+        let mut w = line.split_whitespace().skip(1);
+        let ns: f64 = w.next().context("result")?.parse()?;
+        let calls: f64 = w.next().context("result")?.parse()?;
+        let _ = self.proc.wait_for(Duration::from_secs(5));
+        Ok(ns / calls)
+    }
+}
+
+/// Runs one arm; `idle` is the pid the unobserved arm's observer watches.
+fn run_arm(ctx: &Ctx, arm: Arm, iters: u64, idle: u32) -> anyhow::Result<f64> {
+    let lp = Loop::start(iters, arm == Arm::ObservedHttp)?;
+    let target = match arm {
+        Arm::None => return lp.go(),
+        Arm::Unobserved => idle,
+        Arm::Observed | Arm::ObservedHttp => lp.pid,
+    };
+    let obs = Observer::start(&ctx.observer, &["--pid".into(), target.to_string()])?;
+    let ns = lp.go()?;
+    obs.stop()?;
+    Ok(ns)
+}
+
+pub fn run(ctx: &Ctx) -> anyhow::Result<(Vec<Row>, Value)> {
+    let (rounds, iters) = if ctx.quick {
+        (2, 100_000)
+    } else {
+        (5, 500_000)
+    };
+    let idle = Guard::spawn(Command::new("sleep").arg("100000"))?;
+    let mut ns: Vec<(Arm, f64)> = Vec::new();
+    for round in 0..rounds {
+        for i in 0..ARMS.len() {
+            let arm = ARMS[(i + round) % ARMS.len()];
+            let v = run_arm(ctx, arm, iters, idle.pid())?;
+            eprintln!(
+                "bench syscall: round {}/{rounds}, {}: {v:.0} ns/syscall",
+                round + 1,
+                arm.name()
+            );
+            ns.push((arm, v));
+        }
+    }
+    let med = |arm: Arm| {
+        median(
+            &ns.iter()
+                .filter(|(a, _)| *a == arm)
+                .map(|(_, v)| *v)
+                .collect::<Vec<_>>(),
+        )
+        .unwrap_or(f64::NAN)
+    };
+    let base = med(Arm::None);
+    let mut rows = vec![Row::info(
+        "2 syscall",
+        "none: ns per syscall (write/read 64 B, loopback TCP)",
+        format!("{base:.0} ns"),
+    )];
+    let mut arms = serde_json::Map::new();
+    for arm in ARMS {
+        let m = med(arm);
+        let runs: Vec<f64> = ns
+            .iter()
+            .filter(|(a, _)| *a == arm)
+            .map(|(_, v)| *v)
+            .collect();
+        // The minimum too: on a busy machine it is the least disturbed run.
+        let min = runs.iter().copied().fold(f64::INFINITY, f64::min);
+        arms.insert(
+            arm.name().into(),
+            json!({"ns_per_syscall_median": m, "added_ns": m - base,
+                   "ns_per_syscall_min": min, "runs": runs}),
+        );
+        let (target, limit) = match arm {
+            Arm::None => continue,
+            Arm::Unobserved => ("<= 20 ns", 20.0),
+            _ => ("<= 100 ns", 100.0),
+        };
+        rows.push(Row::check(
+            "2 syscall",
+            format!("{}: ns added per syscall (wall)", arm.name()),
+            m - base,
+            (0, " ns"),
+            target,
+            |v| v <= limit,
+        ));
+    }
+    let stats = match bpf_stats(ctx, iters, idle.pid()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("bench syscall: bpf_stats not measured: {e:#}");
+            json!({"error": format!("{e:#}")})
+        }
+    };
+    for arm in [Arm::Unobserved, Arm::Observed, Arm::ObservedHttp] {
+        let a = &stats[arm.name()];
+        let (target, limit) = if arm == Arm::Unobserved {
+            ("<= 20 ns", 20.0)
+        } else {
+            ("<= 100 ns", 100.0)
+        };
+        for sys in ["write", "read"] {
+            let v = a[sys].as_f64().unwrap_or(f64::NAN);
+            rows.push(Row::check(
+                "2 syscall",
+                format!(
+                    "{}: BPF run time per {sys} (enter+exit, bpf_stats)",
+                    arm.name()
+                ),
+                v,
+                (0, " ns"),
+                target,
+                |x| x <= limit,
+            ));
+        }
+    }
+    let v = json!({
+        "rounds": rounds, "iterations": iters, "syscalls_per_iteration": 4,
+        "payload_plain_bytes": PLAIN.len(), "request_bytes": REQUEST.len(), "response_bytes": RESPONSE.len(),
+        "arms": arms, "bpf_stats": stats,
+    });
+    Ok((rows, v))
+}
+
+/// (run_time_ns, run_cnt) of the programs named like syscall tracepoints, from `bpftool prog
+/// show --json`, for programs held by process `owner`.
+fn prog_stats(owner: u32) -> anyhow::Result<Vec<(String, u64, u64)>> {
+    let out = output_within(
+        Command::new("bpftool").args(["prog", "show", "--json"]),
+        Duration::from_secs(20),
+    )?;
+    let v: Value = serde_json::from_str(&out).context("bpftool prog show --json")?;
+    Ok(super::parse::bpf_prog_stats(&v, owner))
+}
+
+/// Programs' mean run time per invocation (ns) for write and read, enter + exit, per arm.
+fn bpf_stats(ctx: &Ctx, iters: u64, idle: u32) -> anyhow::Result<Value> {
+    const KNOB: &str = "/proc/sys/kernel/bpf_stats_enabled";
+    let old = std::fs::read_to_string(KNOB).context(KNOB)?;
+    std::fs::write(KNOB, "1").context("enabling bpf_stats")?;
+    struct Restore(String);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            let _ = std::fs::write(KNOB, self.0.trim());
+        }
+    }
+    let _restore = Restore(old);
+    let mut res = serde_json::Map::new();
+    for arm in [Arm::Unobserved, Arm::Observed, Arm::ObservedHttp] {
+        let lp = Loop::start(iters, arm == Arm::ObservedHttp)?;
+        let target = if arm == Arm::Unobserved { idle } else { lp.pid };
+        let obs = Observer::start(&ctx.observer, &["--pid".into(), target.to_string()])?;
+        let before = prog_stats(obs.pid())?;
+        lp.go()?;
+        let after = prog_stats(obs.pid())?;
+        obs.stop()?;
+        let mean = |name: &str| super::parse::mean_run_ns(&before, &after, name);
+        let per = |sys: &str| mean(&format!("sys_enter_{sys}")) + mean(&format!("sys_exit_{sys}"));
+        res.insert(
+            arm.name().into(),
+            json!({"write": per("write"), "read": per("read"),
+                   "programs": super::parse::deltas(&before, &after)}),
+        );
+        eprintln!(
+            "bench syscall: bpf_stats {}: write {:.0} ns, read {:.0} ns",
+            arm.name(),
+            per("write"),
+            per("read")
+        );
+    }
+    Ok(Value::Object(res))
+}
