@@ -1,59 +1,36 @@
-//! The user-space pipeline on recorded traffic: raw ring-buffer records -> `record::decode` ->
+//! The user-space pipeline on recorded traffic: raw ring-buffer records -> `record::decode_ref` ->
 //! connection tracker (reassembly, head parsing) -> correlator -> records, on one core.
 //!
 //! The traffic is what a middle service produces: keep-alive inbound connections whose requests
 //! carry W3C and B3 headers, and for each of them a call downstream on a keep-alive connection,
 //! with the trace headers passed on for three calls in four (the fourth is a propagation break),
 //! the downstream response and the inbound response; connections open and close. Records are
-//! built with `record::raw`, byte for byte what the kernel writes, and decoded from copies as
+//! built with `record::raw`, byte for byte what the kernel writes, and decoded in place as
 //! the ring-buffer reader does.
 //!
 //! Besides criterion's time per batch (throughput in records), the bench counts allocations per
 //! record with a counting global allocator and writes them to `$CRITERION_HOME/allocs.json` (and
 //! prints an `ALLOCS` line), read by `cargo xtask bench`.
 
-use std::alloc::{GlobalAlloc, Layout, System};
+use std::alloc::System;
 use std::hint::black_box;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use observer::capture::record::{Origin, decode, raw};
+use observer::capture::record::{Origin, decode_ref, raw};
 use observer::correlate::{Config, IdSource};
 use observer::http::head::ParseOptions;
+use observer::http::table::Limits;
 use observer::http::tracker::{FdKind, SocketLookup};
 use observer::output::{Format, render};
 use observer::pipeline::{KernelCounters, Pipeline, ProcView};
 use observer_common::{KIND_ACCEPT, KIND_CLOSE, KIND_CONNECT};
+use stats_alloc::{INSTRUMENTED_SYSTEM, StatsAlloc};
 
-/// Counts allocations (and reallocations) made by the bench binary.
-struct Counting;
-
-static ALLOCS: AtomicU64 = AtomicU64::new(0);
-static BYTES: AtomicU64 = AtomicU64::new(0);
-
-// SAFETY: forwards every call to the system allocator unchanged; only counts.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-        BYTES.fetch_add(layout.size() as u64, Ordering::Relaxed);
-        // SAFETY: the caller's contract is the system allocator's.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: `ptr` was allocated by `System` with `layout`.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-        BYTES.fetch_add(new_size as u64, Ordering::Relaxed);
-        // SAFETY: as for `dealloc`, and `new_size` comes from the caller's contract.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
+/// Counts allocations (and reallocations) made by the bench binary (atomic counters around the
+/// system allocator).
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
 
 /// The observed service.
 const PID: u32 = 4242;
@@ -158,6 +135,7 @@ fn traffic() -> Vec<Vec<u8>> {
 fn run(records: &[Vec<u8>], json: bool) -> usize {
     let mut pipeline = Pipeline::new(
         ParseOptions::default(),
+        Limits::default(),
         Config::default(),
         Box::new(Ids(0)),
         1_700_000_000_000_000_000,
@@ -167,7 +145,7 @@ fn run(records: &[Vec<u8>], json: bool) -> usize {
     let mut emitted = 0;
     let mut bytes = 0;
     for (i, rec) in records.iter().enumerate() {
-        match decode(bytes::Bytes::copy_from_slice(rec)) {
+        match decode_ref(rec) {
             Ok(ev) => pipeline.on_event(&ev, &mut os, &mut out),
             Err(_) => pipeline.count_decode_error(),
         }
@@ -192,13 +170,13 @@ fn run(records: &[Vec<u8>], json: bool) -> usize {
 /// Allocations and allocated bytes per record of one run.
 fn allocs_per_record(records: &[Vec<u8>], json: bool) -> (f64, f64) {
     let (a0, b0) = (
-        ALLOCS.load(Ordering::Relaxed),
-        BYTES.load(Ordering::Relaxed),
+        GLOBAL.stats().allocations + GLOBAL.stats().reallocations,
+        GLOBAL.stats().bytes_allocated,
     );
     black_box(run(records, json));
     let (a1, b1) = (
-        ALLOCS.load(Ordering::Relaxed),
-        BYTES.load(Ordering::Relaxed),
+        GLOBAL.stats().allocations + GLOBAL.stats().reallocations,
+        GLOBAL.stats().bytes_allocated,
     );
     let n = records.len() as f64;
     ((a1 - a0) as f64 / n, (b1 - b0) as f64 / n)

@@ -141,9 +141,9 @@ fn stalled(ctx: &Ctx, url: &str, seconds: u32) -> anyhow::Result<(f64, parse::Ca
     let pid = obs.pid();
     let pauser = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_secs(1));
-        signal(pid, libc::SIGSTOP);
+        signal(pid, nix::sys::signal::Signal::SIGSTOP);
         std::thread::sleep(Duration::from_millis(1500));
-        signal(pid, libc::SIGCONT);
+        signal(pid, nix::sys::signal::Signal::SIGCONT);
     });
     let report = Wrk {
         url,
@@ -155,7 +155,7 @@ fn stalled(ctx: &Ctx, url: &str, seconds: u32) -> anyhow::Result<(f64, parse::Ca
     .run();
     // Never leave it stopped, whatever wrk did.
     let _ = pauser.join();
-    signal(pid, libc::SIGCONT);
+    signal(pid, nix::sys::signal::Signal::SIGCONT);
     let report = report?;
     let c = parse::capture(&obs.stop()?);
     eprintln!(

@@ -205,17 +205,10 @@ pub fn bench(opts: Options) -> anyhow::Result<()> {
 /// further item starts.
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
-extern "C" fn on_interrupt(_: libc::c_int) {
-    INTERRUPTED.store(true, Ordering::Relaxed);
-}
-
 fn catch_interrupts() {
-    // A handler, not SIG_IGN: handlers are reset by exec, so the children keep the default.
-    let handler = on_interrupt as extern "C" fn(libc::c_int) as libc::sighandler_t;
-    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
-    unsafe {
-        libc::signal(libc::SIGINT, handler);
-        libc::signal(libc::SIGTERM, handler);
+    // SIGINT and SIGTERM set the flag (a handler thread, not SIG_IGN: children keep the default).
+    if let Err(e) = ctrlc::set_handler(|| INTERRUPTED.store(true, Ordering::Relaxed)) {
+        eprintln!("bench: cannot catch Ctrl-C ({e}); an interrupted run leaves no partial results");
     }
 }
 

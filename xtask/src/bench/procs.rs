@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 use serde_json::Value;
 
+use nix::sys::signal::Signal;
+
 use super::parse;
 
 /// A child process, killed (SIGKILL) and reaped when dropped.
@@ -53,10 +55,9 @@ impl Drop for Guard {
     }
 }
 
-pub fn signal(pid: u32, sig: libc::c_int) {
-    // SAFETY: kill(2) with a pid of a child of ours; no memory is involved.
-    unsafe {
-        libc::kill(pid as libc::pid_t, sig);
+pub fn signal(pid: u32, sig: Signal) {
+    if let Ok(pid) = i32::try_from(pid) {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), sig);
     }
 }
 
@@ -127,7 +128,11 @@ pub fn cpu_ms(pid: u32) -> Option<f64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let ticks = parse::stat_cpu_ticks(&stat)?;
     // SAFETY: sysconf has no memory effects.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1);
+    let hz = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+        .ok()
+        .flatten()
+        .unwrap_or(100)
+        .max(1);
     Some(ticks as f64 * 1000.0 / hz as f64)
 }
 
@@ -235,15 +240,15 @@ impl Nginx {
 impl Drop for Nginx {
     fn drop(&mut self) {
         let workers = children(self.pid());
-        signal(self.pid(), libc::SIGQUIT);
+        signal(self.pid(), Signal::SIGQUIT);
         if !matches!(self.master.wait_for(Duration::from_secs(5)), Ok(Some(_))) {
-            signal(self.pid(), libc::SIGTERM);
+            signal(self.pid(), Signal::SIGTERM);
             let _ = self.master.wait_for(Duration::from_secs(3));
         }
         // Workers are the master's children: once it is gone, any left over are orphans.
         for w in workers {
             if Path::new(&format!("/proc/{w}")).exists() {
-                signal(w, libc::SIGKILL);
+                signal(w, Signal::SIGKILL);
             }
         }
     }
@@ -320,7 +325,7 @@ impl Observer {
     pub fn stop(mut self) -> anyhow::Result<Value> {
         // Let the last records reach the ring buffer and a drop check run.
         std::thread::sleep(Duration::from_millis(400));
-        signal(self.pid(), libc::SIGINT);
+        signal(self.pid(), Signal::SIGINT);
         let status = self.proc.wait_for(Duration::from_secs(30))?;
         let line = self.summary.recv_timeout(Duration::from_secs(5));
         let Some(status) = status else {

@@ -16,7 +16,7 @@
 //! `kernel.bpf_stats_enabled=1` to read the programs' own run time per invocation (bpftool).
 
 use std::io::Write;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::process::{Command, Stdio};
 use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
@@ -33,11 +33,11 @@ const REQUEST: &[u8] = b"GET /api/items HTTP/1.1\r\nHost: x\r\n\
 traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\r\n\r\n";
 const RESPONSE: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
 
-fn full(n: isize, want: usize, what: &str) -> anyhow::Result<usize> {
-    if n <= 0 {
-        bail!("{what} returned {n}: {}", std::io::Error::last_os_error());
+fn full(n: nix::Result<usize>, want: usize, what: &str) -> anyhow::Result<usize> {
+    let n = n.map_err(|e| anyhow::anyhow!("{what}: {e}"))?;
+    if n == 0 {
+        bail!("{what} returned 0 (closed)");
     }
-    let n = n as usize;
     if n > want {
         bail!("{what} returned {n} > {want}");
     }
@@ -45,21 +45,19 @@ fn full(n: isize, want: usize, what: &str) -> anyhow::Result<usize> {
 }
 
 /// Reads exactly `want` bytes with read(2); returns the number of read calls made.
-fn read_exact(fd: i32, buf: &mut [u8], want: usize) -> anyhow::Result<u64> {
+fn read_exact(fd: BorrowedFd, buf: &mut [u8], want: usize) -> anyhow::Result<u64> {
     let mut got = 0;
     let mut calls = 0;
     while got < want {
-        // SAFETY: `buf` is valid for `want - got` bytes from `got` (want <= buf.len()).
-        let n = unsafe { libc::read(fd, buf[got..].as_mut_ptr().cast(), want - got) };
+        let n = nix::unistd::read(fd, &mut buf[got..want]);
         got += full(n, want - got, "read")?;
         calls += 1;
     }
     Ok(calls)
 }
 
-fn write_all(fd: i32, data: &[u8]) -> anyhow::Result<u64> {
-    // SAFETY: `data` is valid for its length.
-    let n = unsafe { libc::write(fd, data.as_ptr().cast(), data.len()) };
+fn write_all(fd: BorrowedFd, data: &[u8]) -> anyhow::Result<u64> {
+    let n = nix::unistd::write(fd, data);
     if full(n, data.len(), "write")? != data.len() {
         bail!("short write on loopback");
     }
@@ -74,7 +72,7 @@ pub fn bench_loop(iters: u64, http: bool) -> anyhow::Result<()> {
     let (server, _) = listener.accept()?;
     client.set_nodelay(true)?;
     server.set_nodelay(true)?;
-    let (c, s) = (client.as_raw_fd(), server.as_raw_fd());
+    let (c, s) = (client.as_fd(), server.as_fd());
     let (req, resp) = if http {
         (REQUEST, RESPONSE)
     } else {
