@@ -38,14 +38,6 @@ impl Default for Limits {
     }
 }
 
-/// Why a connection left the table without a close.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Eviction {
-    Idle,
-    /// A cap was reached (see [`Limits`]).
-    Overflow,
-}
-
 /// Counters of evictions.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct EvictionStats {
@@ -109,6 +101,27 @@ impl<Conn: LastUse> ConnTable<Conn> {
         Some(conn)
     }
 
+    /// Takes a connection out to work on it, for [`ConnTable::put_back`]. Unlike `remove`, the
+    /// process's map stays, so a record on a process's only connection frees and allocates nothing.
+    pub fn take(&mut self, pid: u32, fd: i32) -> Option<Conn> {
+        let conn = self.procs.get_mut(&pid)?.remove(&fd)?;
+        self.len -= 1;
+        Some(conn)
+    }
+
+    /// Returns a connection [`ConnTable::take`] took out; the caps held when it was taken.
+    pub fn put_back(&mut self, pid: u32, fd: i32, conn: Conn) {
+        if self
+            .procs
+            .entry(pid)
+            .or_default()
+            .insert(fd, conn)
+            .is_none()
+        {
+            self.len += 1;
+        }
+    }
+
     /// Every connection of a process that ended.
     pub fn remove_process(&mut self, pid: u32) -> Vec<Conn> {
         let conns: Vec<Conn> = self
@@ -122,7 +135,7 @@ impl<Conn: LastUse> ConnTable<Conn> {
 
     /// Adds a connection (there is none at its (pid, fd)), first making room within the caps;
     /// what had to go is appended to `evicted`.
-    pub fn insert(&mut self, pid: u32, fd: i32, conn: Conn, evicted: &mut Vec<(Conn, Eviction)>) {
+    pub fn insert(&mut self, pid: u32, fd: i32, conn: Conn, evicted: &mut Vec<Conn>) {
         let per_process = self.procs.get(&pid).map_or(0, HashMap::len);
         if per_process >= self.limits.max_per_process.max(1) {
             self.evict_lru(Some(pid), evicted);
@@ -130,19 +143,11 @@ impl<Conn: LastUse> ConnTable<Conn> {
         if self.len >= self.limits.max_connections.max(1) {
             self.evict_lru(None, evicted);
         }
-        if self
-            .procs
-            .entry(pid)
-            .or_default()
-            .insert(fd, conn)
-            .is_none()
-        {
-            self.len += 1;
-        }
+        self.put_back(pid, fd, conn);
     }
 
     /// Evicts the least recently used 1/16 (at least one) of a process's connections, or of all.
-    fn evict_lru(&mut self, pid: Option<u32>, evicted: &mut Vec<(Conn, Eviction)>) {
+    fn evict_lru(&mut self, pid: Option<u32>, evicted: &mut Vec<Conn>) {
         let mut ages: Vec<(u64, u32, i32)> = match pid {
             Some(pid) => self
                 .procs
@@ -166,13 +171,13 @@ impl<Conn: LastUse> ConnTable<Conn> {
         for &(_, pid, fd) in &ages[..n] {
             if let Some(c) = self.remove(pid, fd) {
                 self.stats.evicted_overflow += 1;
-                evicted.push((c, Eviction::Overflow));
+                evicted.push(c);
             }
         }
     }
 
     /// Evicts the connections with no record since `now_ns - idle_ns`.
-    pub fn evict_idle(&mut self, now_ns: u64, evicted: &mut Vec<(Conn, Eviction)>) {
+    pub fn evict_idle(&mut self, now_ns: u64, evicted: &mut Vec<Conn>) {
         let Some(cutoff) = now_ns.checked_sub(self.limits.idle_ns) else {
             return;
         };
@@ -185,7 +190,7 @@ impl<Conn: LastUse> ConnTable<Conn> {
                 .collect();
             for fd in idle {
                 if let Some(c) = p.remove(&fd) {
-                    evicted.push((c, Eviction::Idle));
+                    evicted.push(c);
                 }
             }
             !p.is_empty()
@@ -236,7 +241,7 @@ mod tests {
         t.insert(2, 10, C(0), &mut ev);
         assert!(ev.is_empty());
         t.insert(1, 13, C(10), &mut ev);
-        assert_eq!(ev, vec![(C(1), Eviction::Overflow)]);
+        assert_eq!(ev, vec![C(1)]);
         assert_eq!(fds(&t, 1), vec![10, 12, 13]);
         // The other process, older still, is untouched.
         assert_eq!(fds(&t, 2), vec![10]);
@@ -254,7 +259,7 @@ mod tests {
         }
         assert!(ev.is_empty());
         t.insert(3, 0, C(100), &mut ev);
-        let mut ages: Vec<u64> = ev.iter().map(|(c, _)| c.0).collect();
+        let mut ages: Vec<u64> = ev.iter().map(|c| c.0).collect();
         ages.sort();
         assert_eq!(ages, vec![0, 1], "32 / 16 = 2 oldest evicted");
         assert_eq!(t.len(), 31);
@@ -279,6 +284,27 @@ mod tests {
     }
 
     #[test]
+    fn take_and_put_back_keep_the_count_and_the_process_entry() {
+        let mut t = ConnTable::new(limits(1, 1));
+        let mut ev = Vec::new();
+        t.insert(1, 3, C(1), &mut ev);
+        let c = t.take(1, 3).unwrap();
+        assert!(t.is_empty());
+        assert!(
+            t.procs.contains_key(&1),
+            "the process's map stays while its connection is out"
+        );
+        assert_eq!(t.take(1, 3), None);
+        t.put_back(1, 3, C(c.0 + 1));
+        assert_eq!(t.len(), 1);
+        assert_eq!(t.get_mut(1, 3).map(|c| c.0), Some(2));
+        assert!(
+            ev.is_empty(),
+            "putting back is not an insertion over the caps"
+        );
+    }
+
+    #[test]
     fn idle_eviction_uses_the_cutoff_and_counts() {
         let mut t = ConnTable::new(limits(100, 100));
         let mut ev = Vec::new();
@@ -289,10 +315,14 @@ mod tests {
         t.evict_idle(50, &mut ev);
         assert!(ev.is_empty());
         t.evict_idle(200, &mut ev);
-        let mut ages: Vec<u64> = ev.iter().map(|(c, _)| c.0).collect();
+        let mut ages: Vec<u64> = ev.iter().map(|c| c.0).collect();
         ages.sort();
         assert_eq!(ages, vec![10, 99]);
-        assert!(ev.iter().all(|(_, why)| *why == Eviction::Idle));
+        assert_eq!(
+            t.stats().evicted_overflow,
+            0,
+            "counted as idle, not overflow"
+        );
         assert_eq!(t.len(), 1);
         assert_eq!(fds(&t, 2), Vec::<i32>::new());
         assert_eq!(t.stats().evicted_idle, 2);

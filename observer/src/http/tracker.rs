@@ -251,13 +251,8 @@ impl Tracker {
         self.finish_evicted(evicted, now_ns, out);
     }
 
-    fn finish_evicted(
-        &mut self,
-        evicted: Vec<(Conn, super::table::Eviction)>,
-        now_ns: u64,
-        out: &mut Vec<HttpEvent>,
-    ) {
-        for (conn, _) in evicted {
+    fn finish_evicted(&mut self, evicted: Vec<Conn>, now_ns: u64, out: &mut Vec<HttpEvent>) {
+        for conn in evicted {
             let at = Origin {
                 pid: conn.id.pid,
                 tid: 0,
@@ -362,8 +357,8 @@ impl Tracker {
 
     fn on_data(&mut self, d: &Data, os: &mut dyn SocketLookup, out: &mut Vec<HttpEvent>) {
         let (pid, fd) = (d.origin.pid, d.fd);
-        let mut conn = match self.conns.remove(pid, fd) {
-            Some(conn) => conn,
+        let (mut conn, known) = match self.conns.take(pid, fd) {
+            Some(conn) => (conn, true),
             None => {
                 // First sight of this fd: a socket that existed before we attached, or not a
                 // socket.
@@ -378,7 +373,7 @@ impl Tracker {
                     FdKind::NotSocket => conn.not_socket = true,
                     FdKind::Unknown => {}
                 }
-                conn
+                (conn, false)
             }
         };
         conn.last_ns = conn.last_ns.max(d.origin.ts_ns);
@@ -387,7 +382,11 @@ impl Tracker {
         } else if !conn.upgraded {
             self.feed(&mut conn, d, out);
         }
-        self.insert(conn, out);
+        if known {
+            self.conns.put_back(pid, fd, conn);
+        } else {
+            self.insert(conn, out);
+        }
     }
 
     fn feed(&mut self, conn: &mut Conn, d: &Data, out: &mut Vec<HttpEvent>) {
