@@ -16,6 +16,9 @@ pub const MAX_IOV: u32 = 32;
 pub const SCRATCH_DATA: usize = 2 * HEAD_MAX as usize;
 pub const SCRATCH_SIZE: usize = core::mem::size_of::<DataHeader>() + SCRATCH_DATA;
 
+/// Words of the `TRACED` bitmap: one bit per task id up to the kernel's `PID_MAX_LIMIT` (4M).
+pub const TRACED_WORDS: u32 = (4 * 1024 * 1024) / 64;
+
 /// Record kinds (`EventHeader::kind`).
 pub const KIND_DATA: u32 = 1;
 pub const KIND_CONNECT: u32 = 2;
@@ -92,7 +95,24 @@ pub mod config {
     /// (they moved between kernel versions); 0 when absent.
     pub const FORK_CHILD_PID_OFF: u32 = 2;
     pub const EXIT_GROUP_DEAD_OFF: u32 = 3;
-    pub const COUNT: u32 = 4;
+    /// A record wakes the ring-buffer reader only if this many nanoseconds passed since the
+    /// last record that did (0: every record may, the kernel's default) ...
+    pub const WAKEUP_NS: u32 = 4;
+    /// ... or if this many bytes are waiting in the ring buffer.
+    pub const WAKEUP_BYTES: u32 = 5;
+    pub const COUNT: u32 = 6;
+}
+
+/// Slots of the `EXIT_TAILS` program array: the exits of the iovec-shaped data syscalls,
+/// tail-called by `sys_exit`.
+pub mod tail {
+    /// `readv`, `writev`.
+    pub const IOV: u32 = 0;
+    /// `recvmsg`, `sendmsg`.
+    pub const MSGHDR: u32 = 1;
+    pub const COUNT: u32 = 2;
+    /// The program of each slot, by name.
+    pub const PROGRAMS: [(u32, &str); 2] = [(IOV, "sys_exit_iov"), (MSGHDR, "sys_exit_msghdr")];
 }
 
 /// Address families carried in [`ConnEvent::family`].

@@ -1,16 +1,25 @@
 //! Kernel side of observer: syscall and sched tracepoints that forward the heads of HTTP/1.x
 //! messages of observed processes to user space through one ring buffer.
 //!
+//! The syscalls are hooked by two BTF tracepoints, `sys_enter` and `sys_exit` (the raw tracepoints
+//! under every syscall): the per-syscall tracepoints (`syscalls:sys_enter_read`, ...) build an
+//! argument record before a program runs, which cost more than the programs themselves. Each
+//! dispatcher first matches the syscall number against the dozen hooked ones and returns at once
+//! for the others.
+//!
 //! Flow for the data syscalls (`read`, `readv`, `recvfrom`, `recvmsg`, `write`, `writev`,
 //! `sendto`, `sendmsg`):
-//! 1. `sys_enter_*`: the process filter runs first (one hash lookup for an unobserved process);
+//! 1. `sys_enter`: the process filter runs first (one hash lookup for an unobserved process);
 //!    for an observed one the arguments are saved per thread in `ARGS`.
-//! 2. `sys_exit_*`: once the byte count is known, the first bytes are peeked. Only data that
+//! 2. `sys_exit`: once the byte count is known, the first bytes are peeked. Only data that
 //!    starts like an HTTP/1.x request or status line, or continues a head in progress on that
 //!    connection and direction (`CONNS`), is copied (up to `HEAD_MAX` bytes per message, across
 //!    syscalls and up to `MAX_IOV` iovec segments) into a per-CPU scratch buffer and output to
 //!    the ring buffer as one variable-length record.
 //! 3. A head is in progress until a syscall's bytes end with CRLF CRLF or the budget runs out.
+//!
+//! The buffer-shaped calls are handled in `sys_exit` itself; the iovec-shaped ones are tail calls
+//! (`EXIT_TAILS`), so that the verifier walks the iovec copy loop in those programs only.
 //!
 //! Connection life cycle (`connect`, `accept`, `accept4`, `close`) and process life cycle
 //! (`sched_process_fork`, `sched_process_exit`) records let user space know roles, peers and
@@ -19,6 +28,11 @@
 //! Every failure is counted in `STATS` (per CPU) rather than logged on the hot path.
 #![no_std]
 #![no_main]
+// The eBPF crate is built with nightly (`-Z build-std`); the intrinsic is the BPF XADD.
+#![allow(internal_features)]
+#![feature(core_intrinsics)]
+
+use core::intrinsics::{AtomicOrdering, atomic_xadd};
 
 use aya_ebpf::{
     cty::c_void,
@@ -26,20 +40,23 @@ use aya_ebpf::{
         bpf_get_current_pid_tgid, bpf_get_smp_processor_id, bpf_ktime_get_ns, bpf_probe_read_user,
         generated,
     },
-    macros::{map, tracepoint},
-    maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf},
-    programs::TracePointContext,
+    macros::{btf_tracepoint, map, tracepoint},
+    maps::{Array, HashMap, LruHashMap, PerCpuArray, ProgramArray, RingBuf},
+    programs::{BtfTracePointContext, TracePointContext},
 };
-use aya_log_ebpf::warn;
 use observer_common::{
     AF_INET, AF_INET6, AF_UNIX, ConnEvent, ConnKey, ConnState, DataHeader, DirState, EventHeader,
     ForkEvent, HEAD_MAX, KIND_ACCEPT, KIND_CLOSE, KIND_CONNECT, KIND_DATA, KIND_EXEC, KIND_EXIT,
-    KIND_FORK, KIND_THREAD_EXIT, MAX_IOV, SCRATCH_SIZE, SyscallArgs, config, flags, stat, sys,
+    KIND_FORK, KIND_THREAD_EXIT, MAX_IOV, SCRATCH_SIZE, SyscallArgs, TRACED_WORDS, config, flags,
+    stat, sys, tail,
 };
 
-/// Observed thread-group ids (and the tids of threads forked by them, until they exit).
+/// Observed thread-group ids (and the tids of threads forked by them, until they exit), one bit
+/// per id: bit `id % 64` of word `id / 64`, for every id up to `PID_MAX_LIMIT`. Every syscall of
+/// every process asks it: an array lookup is inlined by the verifier into a few instructions,
+/// where a hash lookup was most of what an unobserved process paid per syscall.
 #[map]
-static TRACED: HashMap<u32, u8> = HashMap::with_max_entries(65_536, 0);
+static TRACED: Array<u64> = Array::with_max_entries(TRACED_WORDS, 0);
 
 /// In `--all` mode, processes user space filtered out (`--exclude-comm`, `--cgroup`,
 /// `--container`): they stop producing records after their first ones.
@@ -70,6 +87,14 @@ static SCRATCH: Array<[u8; SCRATCH_SIZE]> = Array::with_max_entries(1, 0);
 #[map]
 static EVENTS: RingBuf = RingBuf::with_byte_size(16 * 1024 * 1024, 0);
 
+/// The iovec-shaped exit programs (`observer_common::tail`), tail-called by `sys_exit`.
+#[map]
+static EXIT_TAILS: ProgramArray = ProgramArray::with_max_entries(tail::COUNT, 0);
+
+/// When the last record that woke the reader was output (`bpf_ktime_get_ns`), slot 0.
+#[map]
+static LAST_WAKEUP: Array<u64> = Array::with_max_entries(1, 0);
+
 /// Counters, per CPU (`observer_common::stat`).
 #[map]
 static STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(stat::COUNT, 0);
@@ -92,10 +117,39 @@ fn config(index: u32) -> u64 {
     CONFIG.get(index).copied().unwrap_or(0)
 }
 
+#[inline(always)]
+fn traced_bit(id: u32) -> bool {
+    TRACED
+        .get(id >> 6)
+        .is_some_and(|w| w & (1u64 << (id & 63)) != 0)
+}
+
+/// Sets or clears the bit of `id`. Each id's bit is only changed by one event at a time (its
+/// fork, then its exit; user space writes the map only before the programs are attached), but
+/// other ids' bits in the same word may change at once on other CPUs: hence an atomic add of the
+/// bit, made only when the bit differs (it is a plain XADD, which every BPF ISA version has).
+#[inline(always)]
+fn set_traced(id: u32, on: bool) {
+    let Some(p) = TRACED.get_ptr_mut(id >> 6) else {
+        return;
+    };
+    let bit = 1u64 << (id & 63);
+    // SAFETY: a valid, aligned map value; all concurrent writers use atomic adds. (The BPF
+    // target's `AtomicU64` has no read-modify-write methods: the intrinsic is the XADD.)
+    unsafe {
+        let set = core::ptr::read_volatile(p) & bit != 0;
+        if on && !set {
+            atomic_xadd::<u64, u64, { AtomicOrdering::Relaxed }>(p, bit);
+        } else if !on && set {
+            atomic_xadd::<u64, u64, { AtomicOrdering::Relaxed }>(p, bit.wrapping_neg());
+        }
+    }
+}
+
 /// The process filter, checked first by every hook.
 #[inline(always)]
 fn is_traced(tgid: u32) -> bool {
-    if TRACED.get_ptr(tgid).is_some() {
+    if traced_bit(tgid) {
         return true;
     }
     config(config::TRACE_ALL) == 1
@@ -114,9 +168,41 @@ fn header(kind: u32, id: u64, fd: i32) -> EventHeader {
     }
 }
 
+const BPF_RB_NO_WAKEUP: u64 = 1;
+const BPF_RB_FORCE_WAKEUP: u64 = 2;
+const BPF_RB_AVAIL_DATA: u64 = 0;
+
+/// Ring-buffer output flags that batch the reader's wake-ups. By default the kernel wakes the
+/// reader for every record written while it is idle: at a few thousand records per second that
+/// is a wake-up, an `epoll_wait` and a context switch per handful of records. Instead a record
+/// wakes the reader only if `WAKEUP_NS` have passed since the last one that did, or if
+/// `WAKEUP_BYTES` are waiting; the others wait for that wake-up or for the reader's periodic
+/// drain. With `WAKEUP_NS` 0 every record may wake the reader (the kernel's default).
+#[inline(always)]
+fn wake_flags(now: u64) -> u64 {
+    let interval = config(config::WAKEUP_NS);
+    if interval == 0 {
+        return 0;
+    }
+    let Some(last) = LAST_WAKEUP.get_ptr_mut(0) else {
+        return 0;
+    };
+    // SAFETY: a map value; CPUs may race on it, which only moves a wake-up by one record.
+    let due = now.wrapping_sub(unsafe { *last }) >= interval
+        || EVENTS.query(BPF_RB_AVAIL_DATA) >= config(config::WAKEUP_BYTES);
+    if due {
+        // SAFETY: as above.
+        unsafe { *last = now };
+        BPF_RB_FORCE_WAKEUP
+    } else {
+        BPF_RB_NO_WAKEUP
+    }
+}
+
 #[inline(always)]
 fn emit<T>(record: &T) {
-    if EVENTS.output::<T>(record, 0).is_ok() {
+    let now = unsafe { bpf_ktime_get_ns() };
+    if EVENTS.output::<T>(record, wake_flags(now)).is_ok() {
         count(stat::LIFECYCLE_RECORDS, 1);
     } else {
         count(stat::RINGBUF_DROPS, 1);
@@ -127,68 +213,178 @@ fn emit<T>(record: &T) {
 // Data syscalls
 // ---------------------------------------------------------------------------------------------
 
-/// How a data syscall passes its bytes. Each exit program is specialised for one shape at
-/// compile time, so the verifier only walks the iovec loop in the four programs that need it.
+/// How a data syscall passes its bytes. The buffer shape is handled in `sys_exit`; the iovec
+/// shapes in their own programs, so the verifier only walks the iovec loop there.
 const SHAPE_BUFFER: u8 = 0;
 const SHAPE_IOV: u8 = 1;
 const SHAPE_MSGHDR: u8 = 2;
 
-macro_rules! data_hooks {
-    ($enter:ident, $exit:ident, $sys:expr, $shape:expr) => {
-        #[tracepoint]
-        pub fn $enter(ctx: TracePointContext) -> u32 {
-            let _ = save_args(&ctx, $sys);
-            0
+/// `close` in the dispatch below (it is handled at entry and never saved in `ARGS`).
+const CLOSE: u32 = u32::MAX - 1;
+
+/// Syscall numbers of the hooked calls (x86_64: arch/x86/entry/syscalls/syscall_64.tbl) and the
+/// `struct pt_regs` offsets of what the programs read (arch/x86/include/asm/ptrace.h).
+#[cfg(bpf_target_arch = "x86_64")]
+mod abi {
+    pub const READ: u64 = 0;
+    pub const WRITE: u64 = 1;
+    pub const CLOSE: u64 = 3;
+    pub const READV: u64 = 19;
+    pub const WRITEV: u64 = 20;
+    pub const CONNECT: u64 = 42;
+    pub const ACCEPT: u64 = 43;
+    pub const SENDTO: u64 = 44;
+    pub const RECVFROM: u64 = 45;
+    pub const SENDMSG: u64 = 46;
+    pub const RECVMSG: u64 = 47;
+    pub const ACCEPT4: u64 = 288;
+    /// The first three syscall arguments: di, si, dx.
+    pub const ARGS: [usize; 3] = [112, 104, 96];
+    /// orig_ax: the syscall number, kept through the call.
+    pub const NR: usize = 120;
+    /// cs: the user code segment, `USER_CS` for 64-bit syscalls. 32-bit (compat) syscalls have
+    /// other numbers and argument registers, and are not observed (as with the syscall
+    /// tracepoints, which skip them too).
+    pub const CS: usize = 136;
+    pub const USER_CS: u64 = 0x33;
+}
+#[cfg(not(bpf_target_arch = "x86_64"))]
+compile_error!("observer's syscall dispatch knows the x86_64 syscall ABI only");
+
+/// What a hooked syscall number is: a `sys::*` kind, or `CLOSE`.
+#[inline(always)]
+fn hooked(nr: u64) -> Option<u32> {
+    Some(match nr {
+        abi::READ => sys::READ,
+        abi::WRITE => sys::WRITE,
+        abi::CLOSE => CLOSE,
+        abi::READV => sys::READV,
+        abi::WRITEV => sys::WRITEV,
+        abi::CONNECT => sys::CONNECT,
+        abi::ACCEPT | abi::ACCEPT4 => sys::ACCEPT,
+        abi::SENDTO => sys::SENDTO,
+        abi::RECVFROM => sys::RECVFROM,
+        abi::SENDMSG => sys::SENDMSG,
+        abi::RECVMSG => sys::RECVMSG,
+        _ => return None,
+    })
+}
+
+/// A word of the syscall's saved user registers.
+#[inline(always)]
+fn reg(regs: *const u8, off: usize) -> u64 {
+    // SAFETY: `regs` is the tracepoint's `struct pt_regs *`, a BTF-typed pointer: the verifier
+    // checks each load against the type and makes it fault-safe.
+    unsafe { core::ptr::read_volatile(regs.add(off) as *const u64) }
+}
+
+/// `sys_enter(struct pt_regs *regs, long id)`: for observed processes, saves the arguments of
+/// the data and connection syscalls, and reports closes of known connections.
+#[btf_tracepoint(function = "sys_enter")]
+pub fn sys_enter(ctx: BtfTracePointContext) -> u32 {
+    let nr: u64 = ctx.arg(1);
+    if let Some(syscall) = hooked(nr) {
+        let _ = try_enter(&ctx, syscall);
+    }
+    0
+}
+
+#[inline(always)]
+fn try_enter(ctx: &BtfTracePointContext, syscall: u32) -> Result<(), i64> {
+    let id = bpf_get_current_pid_tgid();
+    if !is_traced((id >> 32) as u32) {
+        return Ok(());
+    }
+    let regs: *const u8 = ctx.arg(0);
+    if reg(regs, abi::CS) != abi::USER_CS {
+        return Ok(());
+    }
+    let fd = reg(regs, abi::ARGS[0]) as i32;
+    if syscall == CLOSE {
+        close(id, fd);
+        return Ok(());
+    }
+    save_args(
+        id,
+        SyscallArgs {
+            syscall,
+            fd,
+            ptr: reg(regs, abi::ARGS[1]),
+            len: reg(regs, abi::ARGS[2]),
+        },
+    )
+}
+
+/// `sys_exit(struct pt_regs *regs, long ret)`: the exits of the hooked syscalls whose entry was
+/// saved. Buffer-shaped data calls and connection calls are handled here, iovec-shaped data calls
+/// by a tail call.
+#[btf_tracepoint(function = "sys_exit")]
+pub fn sys_exit(ctx: BtfTracePointContext) -> u32 {
+    let regs: *const u8 = ctx.arg(0);
+    match hooked(reg(regs, abi::NR)) {
+        Some(CLOSE) | None => {}
+        Some(_) => {
+            let _ = try_exit(&ctx);
         }
-        #[tracepoint]
-        pub fn $exit(ctx: TracePointContext) -> u32 {
-            let _ = try_data_exit(&ctx, $shape);
+    }
+    0
+}
+
+#[inline(always)]
+fn try_exit(ctx: &BtfTracePointContext) -> Result<(), i64> {
+    let id = bpf_get_current_pid_tgid();
+    if !is_traced((id >> 32) as u32) {
+        return Ok(());
+    }
+    let Some(p) = ARGS.get_ptr_mut(id) else {
+        return Ok(());
+    };
+    // SAFETY: as in `save_args`: only this thread reads and writes its entry.
+    let syscall = unsafe { (*p).syscall };
+    let tail = match syscall {
+        CONSUMED => return Ok(()),
+        sys::READV | sys::WRITEV => tail::IOV,
+        sys::RECVMSG | sys::SENDMSG => tail::MSGHDR,
+        _ => {
+            // SAFETY: as above.
+            let args = unsafe { *p };
+            unsafe { (*p).syscall = CONSUMED };
+            let ret: i64 = ctx.arg(1);
+            return match syscall {
+                sys::CONNECT => conn_exit(id, &args, ret, KIND_CONNECT),
+                sys::ACCEPT => conn_exit(id, &args, ret, KIND_ACCEPT),
+                _ => data_exit(id, &args, ret, SHAPE_BUFFER),
+            };
+        }
+    };
+    // SAFETY: the programs in `EXIT_TAILS` are `sys_exit` programs like this one. On success the
+    // call does not return; it fails only if the slot is empty.
+    unsafe { EXIT_TAILS.tail_call(ctx, tail) };
+    // SAFETY: as above.
+    unsafe { (*p).syscall = CONSUMED };
+    Ok(())
+}
+
+macro_rules! tail_exit {
+    ($name:ident, $shape:expr) => {
+        /// Tail-called by `sys_exit` (not attached by itself).
+        #[btf_tracepoint(function = "sys_exit")]
+        pub fn $name(ctx: BtfTracePointContext) -> u32 {
+            let id = bpf_get_current_pid_tgid();
+            if let Some(args) = take_args(id) {
+                let _ = data_exit(id, &args, ctx.arg(1), $shape);
+            }
             0
         }
     };
 }
 
-data_hooks!(sys_enter_read, sys_exit_read, sys::READ, SHAPE_BUFFER);
-data_hooks!(sys_enter_readv, sys_exit_readv, sys::READV, SHAPE_IOV);
-data_hooks!(
-    sys_enter_recvfrom,
-    sys_exit_recvfrom,
-    sys::RECVFROM,
-    SHAPE_BUFFER
-);
-data_hooks!(
-    sys_enter_recvmsg,
-    sys_exit_recvmsg,
-    sys::RECVMSG,
-    SHAPE_MSGHDR
-);
-data_hooks!(sys_enter_write, sys_exit_write, sys::WRITE, SHAPE_BUFFER);
-data_hooks!(sys_enter_writev, sys_exit_writev, sys::WRITEV, SHAPE_IOV);
-data_hooks!(sys_enter_sendto, sys_exit_sendto, sys::SENDTO, SHAPE_BUFFER);
-data_hooks!(
-    sys_enter_sendmsg,
-    sys_exit_sendmsg,
-    sys::SENDMSG,
-    SHAPE_MSGHDR
-);
+tail_exit!(sys_exit_iov, SHAPE_IOV);
+tail_exit!(sys_exit_msghdr, SHAPE_MSGHDR);
 
-/// Saves (fd, pointer, length) at syscall entry for observed processes. Syscall tracepoint
-/// arguments are 8-byte slots from offset 16.
+/// Saves (fd, pointer, length) at syscall entry for observed processes.
 #[inline(always)]
-fn save_args(ctx: &TracePointContext, syscall: u32) -> Result<(), i64> {
-    let id = bpf_get_current_pid_tgid();
-    if !is_traced((id >> 32) as u32) {
-        return Ok(());
-    }
-    let fd: u64 = unsafe { ctx.read_at(16) }.map_err(i64::from)?;
-    let ptr: u64 = unsafe { ctx.read_at(24) }.map_err(i64::from)?;
-    let len: u64 = unsafe { ctx.read_at(32) }.map_err(i64::from)?;
-    let args = SyscallArgs {
-        syscall,
-        fd: fd as i32,
-        ptr,
-        len,
-    };
+fn save_args(id: u64, args: SyscallArgs) -> Result<(), i64> {
     // The thread's entry is kept between syscalls and overwritten in place: an LRU update and
     // delete per syscall cost several hundred ns, a lookup and a store a few tens.
     match ARGS.get_ptr_mut(id) {
@@ -349,18 +545,13 @@ fn copy_in(scratch: *mut u8, off: u32, src: u64, len: u32) -> Result<(), i64> {
 }
 
 #[inline(always)]
-fn try_data_exit(ctx: &TracePointContext, shape: u8) -> Result<(), i64> {
-    let id = bpf_get_current_pid_tgid();
-    let Some(args) = take_args(id) else {
-        return Ok(());
-    };
-    let ret: i64 = unsafe { ctx.read_at(16) }.map_err(i64::from)?;
+fn data_exit(id: u64, args: &SyscallArgs, ret: i64, shape: u8) -> Result<(), i64> {
     if ret <= 0 {
         return Ok(());
     }
     let total = ret as u64;
     let write = is_write(args.syscall);
-    let src = source(&args, shape)?;
+    let src = source(args, shape)?;
 
     // Peek at the first bytes (at most 8) of the first non-empty segment.
     let (base, seg_len) = first_segment(src, total)?;
@@ -496,7 +687,9 @@ fn try_data_exit(ctx: &TracePointContext, shape: u8) -> Result<(), i64> {
     let size = DATA_HDR + (copied & (2 * HEAD_MAX - 1)) as usize;
     // SAFETY: `size` <= DATA_HDR + HEAD_MAX < SCRATCH_SIZE, inside the per-CPU map value.
     let record = unsafe { core::slice::from_raw_parts(scratch as *const u8, size) };
-    let sent = EVENTS.output::<[u8]>(record, 0).is_ok();
+    let sent = EVENTS
+        .output::<[u8]>(record, wake_flags(hdr.hdr.ts_ns))
+        .is_ok();
     if sent {
         count(stat::DATA_RECORDS, 1);
         count(stat::DATA_BYTES, u64::from(copied));
@@ -523,50 +716,10 @@ fn try_data_exit(ctx: &TracePointContext, shape: u8) -> Result<(), i64> {
 // Connection life cycle
 // ---------------------------------------------------------------------------------------------
 
-#[tracepoint]
-pub fn sys_enter_connect(ctx: TracePointContext) -> u32 {
-    let _ = save_args(&ctx, sys::CONNECT);
-    0
-}
-
-#[tracepoint]
-pub fn sys_exit_connect(ctx: TracePointContext) -> u32 {
-    let _ = try_conn_exit(&ctx, KIND_CONNECT);
-    0
-}
-
-#[tracepoint]
-pub fn sys_enter_accept(ctx: TracePointContext) -> u32 {
-    let _ = save_args(&ctx, sys::ACCEPT);
-    0
-}
-
-#[tracepoint]
-pub fn sys_exit_accept(ctx: TracePointContext) -> u32 {
-    let _ = try_conn_exit(&ctx, KIND_ACCEPT);
-    0
-}
-
-#[tracepoint]
-pub fn sys_enter_accept4(ctx: TracePointContext) -> u32 {
-    let _ = save_args(&ctx, sys::ACCEPT);
-    0
-}
-
-#[tracepoint]
-pub fn sys_exit_accept4(ctx: TracePointContext) -> u32 {
-    let _ = try_conn_exit(&ctx, KIND_ACCEPT);
-    0
-}
-
 /// connect: succeeded or in progress (non-blocking); accept: the new fd is the return value.
 /// The peer address comes from the sockaddr the process passed.
-fn try_conn_exit(ctx: &TracePointContext, kind: u32) -> Result<(), i64> {
-    let id = bpf_get_current_pid_tgid();
-    let Some(args) = take_args(id) else {
-        return Ok(());
-    };
-    let ret: i64 = unsafe { ctx.read_at(16) }.map_err(i64::from)?;
+#[inline(always)]
+fn conn_exit(id: u64, args: &SyscallArgs, ret: i64, kind: u32) -> Result<(), i64> {
     let fd = if kind == KIND_CONNECT {
         if ret != 0 && ret != -EINPROGRESS {
             return Ok(());
@@ -611,29 +764,17 @@ fn try_conn_exit(ctx: &TracePointContext, kind: u32) -> Result<(), i64> {
     Ok(())
 }
 
-#[tracepoint]
-pub fn sys_enter_close(ctx: TracePointContext) -> u32 {
-    let _ = try_close(&ctx);
-    0
-}
-
 /// Only closes of connections the kernel side knows about (connected, accepted, or that carried
-/// a head) are reported.
-fn try_close(ctx: &TracePointContext) -> Result<(), i64> {
-    let id = bpf_get_current_pid_tgid();
-    let tgid = (id >> 32) as u32;
-    if !is_traced(tgid) {
-        return Ok(());
-    }
-    let fd: u64 = unsafe { ctx.read_at(16) }.map_err(i64::from)?;
+/// a head) are reported. The caller checked the process filter.
+#[inline(always)]
+fn close(id: u64, fd: i32) {
     let key = ConnKey {
-        tgid,
-        fd: fd as i32,
+        tgid: (id >> 32) as u32,
+        fd,
     };
     if CONNS.remove(key).is_ok() {
-        emit(&header(KIND_CLOSE, id, fd as i32));
+        emit(&header(KIND_CLOSE, id, fd));
     }
-    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -660,11 +801,8 @@ fn try_fork(ctx: &TracePointContext) -> Result<(), i64> {
     }
     let child: i32 = unsafe { ctx.read_at(off & 0xff) }.map_err(i64::from)?;
     let child = child as u32;
-    if config(config::TRACE_ALL) != 1 && TRACED.insert(child, 1, 0).is_err() {
-        warn!(
-            ctx,
-            "observer: traced-process map full, task {} is not observed", child
-        );
+    if config(config::TRACE_ALL) != 1 {
+        set_traced(child, true);
     }
     emit(&ForkEvent {
         hdr: header(KIND_FORK, id, -1),
@@ -685,13 +823,13 @@ pub fn sched_process_exec(_ctx: TracePointContext) -> u32 {
 
 #[tracepoint]
 pub fn sched_process_exit(ctx: TracePointContext) -> u32 {
-    let _ = try_exit(&ctx);
+    let _ = try_process_exit(&ctx);
     0
 }
 
 /// A thread exits (current). Its saved arguments go; the process leaves `TRACED` when the whole
 /// group is dead (or, without `group_dead` in the format, when the leader exits).
-fn try_exit(ctx: &TracePointContext) -> Result<(), i64> {
+fn try_process_exit(ctx: &TracePointContext) -> Result<(), i64> {
     let id = bpf_get_current_pid_tgid();
     let tgid = (id >> 32) as u32;
     let tid = id as u32;
@@ -704,11 +842,11 @@ fn try_exit(ctx: &TracePointContext) -> Result<(), i64> {
         off => unsafe { ctx.read_at::<u8>(off & 0xff) }.map_err(i64::from)? != 0,
     };
     if tid != tgid {
-        let _ = TRACED.remove(tid);
+        set_traced(tid, false);
         emit(&header(KIND_THREAD_EXIT, id, -1));
     }
     if group_dead {
-        let _ = TRACED.remove(tgid);
+        set_traced(tgid, false);
         let _ = EXCLUDED.remove(tgid);
         emit(&header(KIND_EXIT, id, -1));
     }

@@ -292,6 +292,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 read.context("reading the ring buffer")?;
             }
             _ = tick.tick() => {
+                // Records the kernel wrote without waking the reader (it batches wake-ups,
+                // `capture::loader::WAKEUP_INTERVAL_NS`) wait here at most one tick.
+                while !reader
+                    .read_now(DRAIN_BATCH, |r| on_record(r, &mut pipeline, &mut os, &mut records))
+                    .1
+                {}
                 pipeline.on_drop_check(capture.counters()?, &mut records);
                 capture.flush_kernel_log();
                 // Pods came or went: processes seen before their pod was known get its metadata.

@@ -258,8 +258,9 @@ fn sigkill_leaves_no_program_attached() {
         .collect();
     own.sort();
     own.dedup();
+    // sys_enter, sys_exit, their two tail-called exits and the three sched tracepoints.
     assert!(
-        own.len() >= 20,
+        own.len() >= 7,
         "the observer holds its programs while it runs: {own:?}"
     );
     assert!(own.iter().all(|id| loaded().contains(id)));

@@ -55,6 +55,12 @@ enum Cmd {
         /// HTTP heads instead of plain bytes.
         #[arg(long)]
         http: bool,
+        /// A syscall the programs do not hook (getppid) instead of the exchange.
+        #[arg(long, conflicts_with = "http")]
+        other: bool,
+        /// Calls that return at once (EAGAIN reads, empty writes) instead of the exchange.
+        #[arg(long, conflicts_with_all = ["http", "other"])]
+        quick_calls: bool,
     },
 }
 
@@ -234,10 +240,15 @@ fn test_steps(
                 "--all-targets",
             ])
             .args(["--", "-D", "warnings"]))?;
-        // The kernel crate only builds for the BPF target, with the nightly's build-std.
+        // The kernel crate only builds for the BPF target, with the nightly's build-std, and
+        // with the architecture it will run on (which aya-build sets for a real build).
         run(Command::new("rustup")
             .current_dir(root_dir().join("observer-ebpf"))
             .env("CARGO_TARGET_DIR", root_dir().join("target/bpf-clippy"))
+            .env(
+                "CARGO_ENCODED_RUSTFLAGS",
+                format!("--cfg=bpf_target_arch=\"{}\"", std::env::consts::ARCH),
+            )
             .args([
                 "run",
                 "nightly",
@@ -326,6 +337,11 @@ fn main() -> anyhow::Result<()> {
         Cmd::Demo => demo::demo(),
         Cmd::Install => install(),
         Cmd::Bench(opts) => bench::bench(opts),
-        Cmd::BenchLoop { iters, http } => bench::syscall::bench_loop(iters, http),
+        Cmd::BenchLoop {
+            iters,
+            http,
+            other,
+            quick_calls,
+        } => bench::syscall::bench_loop(iters, http, other, quick_calls),
     }
 }

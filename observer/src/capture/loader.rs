@@ -1,46 +1,32 @@
 //! Loading the kernel programs, configuring their maps and attaching them.
 
-use std::collections::HashSet;
-
-use aya::maps::{Array, HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf};
-use aya::programs::TracePoint;
-use aya::{Ebpf, EbpfLoader};
-use observer_common::{config, stat};
+use aya::maps::{Array, HashMap as BpfHashMap, MapData, PerCpuArray, ProgramArray, RingBuf};
+use aya::programs::{BtfTracePoint, TracePoint};
+use aya::{Btf, BtfError, Ebpf, EbpfLoader};
+use observer_common::{config, stat, tail};
 
 use crate::pipeline::KernelCounters;
 
 /// The eBPF object built by build.rs.
 static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/observer"));
 
-/// Every tracepoint the observer attaches: (category, name).
+/// The BTF tracepoints the observer attaches (the raw tracepoints under every syscall; the
+/// programs dispatch on the syscall number).
+pub const BTF_TRACEPOINTS: &[&str] = &["sys_enter", "sys_exit"];
+
+/// The classic tracepoints the observer attaches: (category, name).
 pub const TRACEPOINTS: &[(&str, &str)] = &[
-    ("syscalls", "sys_enter_read"),
-    ("syscalls", "sys_exit_read"),
-    ("syscalls", "sys_enter_readv"),
-    ("syscalls", "sys_exit_readv"),
-    ("syscalls", "sys_enter_recvfrom"),
-    ("syscalls", "sys_exit_recvfrom"),
-    ("syscalls", "sys_enter_recvmsg"),
-    ("syscalls", "sys_exit_recvmsg"),
-    ("syscalls", "sys_enter_write"),
-    ("syscalls", "sys_exit_write"),
-    ("syscalls", "sys_enter_writev"),
-    ("syscalls", "sys_exit_writev"),
-    ("syscalls", "sys_enter_sendto"),
-    ("syscalls", "sys_exit_sendto"),
-    ("syscalls", "sys_enter_sendmsg"),
-    ("syscalls", "sys_exit_sendmsg"),
-    ("syscalls", "sys_enter_connect"),
-    ("syscalls", "sys_exit_connect"),
-    ("syscalls", "sys_enter_accept"),
-    ("syscalls", "sys_exit_accept"),
-    ("syscalls", "sys_enter_accept4"),
-    ("syscalls", "sys_exit_accept4"),
-    ("syscalls", "sys_enter_close"),
     ("sched", "sched_process_fork"),
     ("sched", "sched_process_exit"),
     ("sched", "sched_process_exec"),
 ];
+
+/// A reader woken by the kernel for every record written while it is idle spends more on
+/// wake-ups than on records at a few thousand records per second. A record wakes it only if
+/// this long has passed since the last record that did ...
+pub const WAKEUP_INTERVAL_NS: u64 = 10_000_000;
+/// ... or if this share of the ring buffer is waiting (a burst).
+pub const WAKEUP_RING_FRACTION: u64 = 8;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
@@ -60,6 +46,8 @@ pub enum LoadError {
     },
     #[error("reading tracefs format of {0}: {1}")]
     Format(String, std::io::Error),
+    #[error("reading the kernel's BTF (/sys/kernel/btf/vmlinux): {0}")]
+    Btf(#[from] BtfError),
 }
 
 #[derive(Debug, Clone)]
@@ -147,6 +135,12 @@ impl Capture {
                 config::EXIT_GROUP_DEAD_OFF,
                 field_offset(&exit, "group_dead").unwrap_or(0),
             )?;
+            set(&mut conf, config::WAKEUP_NS, WAKEUP_INTERVAL_NS)?;
+            set(
+                &mut conf,
+                config::WAKEUP_BYTES,
+                u64::from(cfg.ring_buffer_bytes) / WAKEUP_RING_FRACTION,
+            )?;
         }
         let mut capture = Capture {
             ebpf,
@@ -155,6 +149,37 @@ impl Capture {
         };
         capture.add_pids(&cfg.pids)?;
 
+        let btf = Btf::from_sys_fs()?;
+        // The tail-called programs first, so that no exit finds an empty slot once attached.
+        for (slot, name) in tail::PROGRAMS {
+            let prog = capture.btf_program(name)?;
+            timed_load(name, || prog.load("sys_exit", &btf))?;
+            let fd = prog
+                .fd()
+                .map_err(|source| LoadError::Program { name, source })?
+                .try_clone()
+                .map_err(|e| LoadError::Missing(format!("a descriptor of {name} ({e})")))?;
+            let map = capture
+                .ebpf
+                .map_mut("EXIT_TAILS")
+                .ok_or_else(|| LoadError::Missing("EXIT_TAILS map".into()))?;
+            let mut tails: ProgramArray<&mut MapData> =
+                ProgramArray::try_from(map).map_err(|source| LoadError::Map {
+                    name: "EXIT_TAILS",
+                    source,
+                })?;
+            tails.set(slot, &fd, 0).map_err(|source| LoadError::Map {
+                name: "EXIT_TAILS",
+                source,
+            })?;
+        }
+        for &name in BTF_TRACEPOINTS {
+            let prog = capture.btf_program(name)?;
+            timed_load(name, || prog.load(name, &btf))?;
+            prog.attach()
+                .map_err(|source| LoadError::Program { name, source })?;
+            capture.probes += 1;
+        }
         for &(category, name) in TRACEPOINTS {
             let prog: &mut TracePoint = capture
                 .ebpf
@@ -162,19 +187,20 @@ impl Capture {
                 .ok_or_else(|| LoadError::Missing(format!("program {name}")))?
                 .try_into()
                 .map_err(|source| LoadError::Program { name, source })?;
-            let started = std::time::Instant::now();
-            prog.load()
-                .map_err(|source| LoadError::Program { name, source })?;
-            tracing::debug!(
-                program = name,
-                elapsed_ms = started.elapsed().as_millis() as u64,
-                "verified and loaded"
-            );
+            timed_load(name, || prog.load())?;
             prog.attach(category, name)
                 .map_err(|source| LoadError::Program { name, source })?;
             capture.probes += 1;
         }
         Ok(capture)
+    }
+
+    fn btf_program(&mut self, name: &'static str) -> Result<&mut BtfTracePoint, LoadError> {
+        self.ebpf
+            .program_mut(name)
+            .ok_or_else(|| LoadError::Missing(format!("program {name}")))?
+            .try_into()
+            .map_err(|source| LoadError::Program { name, source })
     }
 
     /// Forwards the kernel programs' log lines (rare) to the `log`/`tracing` output.
@@ -200,15 +226,26 @@ impl Capture {
         BpfHashMap::try_from(map).map_err(|source| LoadError::Map { name, source })
     }
 
-    /// Adds processes to the kernel's filter.
-    pub fn add_pids(&mut self, pids: &[u32]) -> Result<(), LoadError> {
-        let mut traced = self.pid_set("TRACED")?;
-        let unique: HashSet<u32> = pids.iter().copied().collect();
-        for pid in unique {
-            traced.insert(pid, 1, 0).map_err(|source| LoadError::Map {
+    /// Adds processes to the kernel's filter (the `TRACED` bitmap). Only before the programs
+    /// are attached: the kernel side then changes the bitmap alone (forks and exits).
+    fn add_pids(&mut self, pids: &[u32]) -> Result<(), LoadError> {
+        let map = self
+            .ebpf
+            .map_mut("TRACED")
+            .ok_or_else(|| LoadError::Missing("TRACED map".into()))?;
+        let mut traced: Array<&mut MapData, u64> =
+            Array::try_from(map).map_err(|source| LoadError::Map {
                 name: "TRACED",
                 source,
             })?;
+        let err = |source| LoadError::Map {
+            name: "TRACED",
+            source,
+        };
+        for &pid in pids {
+            let (word, bit) = traced_slot(pid);
+            let v = traced.get(&word, 0).map_err(err)?;
+            traced.set(word, v | bit, 0).map_err(err)?;
         }
         Ok(())
     }
@@ -276,6 +313,26 @@ impl Capture {
     }
 }
 
+/// The word and bit of `pid` in the `TRACED` bitmap.
+pub fn traced_slot(pid: u32) -> (u32, u64) {
+    (pid / 64, 1u64 << (pid % 64))
+}
+
+/// Verifies and loads one program, logging how long the verifier took.
+fn timed_load(
+    name: &'static str,
+    load: impl FnOnce() -> Result<(), aya::programs::ProgramError>,
+) -> Result<(), LoadError> {
+    let started = std::time::Instant::now();
+    load().map_err(|source| LoadError::Program { name, source })?;
+    tracing::debug!(
+        program = name,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "verified and loaded"
+    );
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -283,6 +340,16 @@ mod tests {
     const FORK_6_18: &str = "name: sched_process_fork\nID: 318\nformat:\n\tfield:unsigned short common_type;\toffset:0;\tsize:2;\tsigned:0;\n\tfield:int common_pid;\toffset:4;\tsize:4;\tsigned:1;\n\n\tfield:__data_loc char[] parent_comm;\toffset:8;\tsize:4;\tsigned:0;\n\tfield:pid_t parent_pid;\toffset:12;\tsize:4;\tsigned:1;\n\tfield:__data_loc char[] child_comm;\toffset:16;\tsize:4;\tsigned:0;\n\tfield:pid_t child_pid;\toffset:20;\tsize:4;\tsigned:1;\n";
     const FORK_5_15: &str = "\tfield:char parent_comm[16];\toffset:8;\tsize:16;\tsigned:1;\n\tfield:pid_t parent_pid;\toffset:24;\tsize:4;\tsigned:1;\n\tfield:char child_comm[16];\toffset:28;\tsize:16;\tsigned:1;\n\tfield:pid_t child_pid;\toffset:44;\tsize:4;\tsigned:1;\n";
     const EXIT_6_18: &str = "\tfield:char comm[16];\toffset:8;\tsize:16;\tsigned:0;\n\tfield:pid_t pid;\toffset:24;\tsize:4;\tsigned:1;\n\tfield:int prio;\toffset:28;\tsize:4;\tsigned:1;\n\tfield:bool group_dead;\toffset:32;\tsize:1;\tsigned:0;\n";
+
+    #[test]
+    fn traced_bitmap_slots() {
+        assert_eq!(traced_slot(0), (0, 1));
+        assert_eq!(traced_slot(63), (0, 1 << 63));
+        assert_eq!(traced_slot(64), (1, 1));
+        assert_eq!(traced_slot(4242), (66, 1 << 18));
+        // The largest task id the kernel hands out fits in the map.
+        assert!(traced_slot(4 * 1024 * 1024 - 1).0 < observer_common::TRACED_WORDS);
+    }
 
     #[test]
     fn format_offsets_of_both_kernel_generations() {

@@ -157,14 +157,15 @@ fn delta(before: &ProgStats, after: &ProgStats, name: &str) -> (u64, u64) {
     (a.0.saturating_sub(b.0), a.1.saturating_sub(b.1))
 }
 
-/// Mean run time (ns) per invocation of the programs named `name` between two snapshots.
-pub fn mean_run_ns(before: &ProgStats, after: &ProgStats, name: &str) -> f64 {
-    let (ns, runs) = delta(before, after, name);
-    if runs == 0 {
-        f64::NAN
-    } else {
-        ns as f64 / runs as f64
-    }
+/// Run time and runs of all the programs between two snapshots (tail calls count in the
+/// program that made them).
+pub fn total_run(before: &ProgStats, after: &ProgStats) -> (u64, u64) {
+    let sum = |s: &ProgStats| {
+        s.iter()
+            .fold((0u64, 0u64), |(t, c), (_, pt, pc)| (t + pt, c + pc))
+    };
+    let (b, a) = (sum(before), sum(after));
+    (a.0.saturating_sub(b.0), a.1.saturating_sub(b.1))
 }
 
 /// Per program name: runs and mean ns per run between two snapshots (programs that ran).
@@ -311,10 +312,11 @@ Transfer/sec:     16.05MB
         .unwrap();
         let (b, a) = (bpf_prog_stats(&before, 7), bpf_prog_stats(&after, 7));
         assert_eq!(b.len(), 2);
-        assert_eq!(mean_run_ns(&b, &a, "sys_enter_write"), 30.0);
-        assert_eq!(mean_run_ns(&b, &a, "sys_exit_write"), 50.0);
-        assert!(mean_run_ns(&b, &a, "sys_enter_read").is_nan());
+        assert_eq!(deltas(&b, &a)["sys_enter_write"]["ns_per_run"], 30.0);
+        assert_eq!(deltas(&b, &a)["sys_exit_write"]["ns_per_run"], 50.0);
+        assert!(deltas(&b, &a).get("sys_enter_read").is_none());
         assert_eq!(deltas(&b, &a)["sys_exit_write"]["runs"], 10);
+        assert_eq!(total_run(&b, &a), (30_500, 1_010));
         // Without owner information every program counts.
         let anon: Value =
             serde_json::from_str(r#"[{"name":"a","run_time_ns":1,"run_cnt":1}]"#).unwrap();
