@@ -11,7 +11,9 @@
 //! * `observed-http`: the same with HTTP heads (the bytes are copied into the ring buffer);
 //! * `none-quick` and `unobserved-quick`: the loop makes calls that return at once (a read of an
 //!   empty non-blocking socket, a write of nothing) through the same hooks, so that the few ns an
-//!   unobserved process pays are not lost in the exchange's own variation.
+//!   unobserved process pays are not lost in the exchange's own variation;
+//! * `none-other` and `other`: getppid, a syscall the programs do not hook but still see
+//!   (they hook every syscall and return at once for the others).
 //!
 //! The loop prints its pid and waits for a line on stdin, so the observer is attached before it
 //! starts. Wall time per syscall is measured with the monotonic clock; "added" is the median of
@@ -131,7 +133,9 @@ enum Arm {
     Unobserved,
     Observed,
     ObservedHttp,
-    /// bpf_stats only: getppid in an unobserved process.
+    /// getppid (a syscall the programs do not hook), no observer ...
+    NoneOther,
+    /// ... and with an observer attached: what every other syscall on the machine pays.
     Other,
     /// EAGAIN reads and empty writes, no observer ...
     NoneQuick,
@@ -139,13 +143,15 @@ enum Arm {
     UnobservedQuick,
 }
 
-const ARMS: [Arm; 6] = [
+const ARMS: [Arm; 8] = [
     Arm::None,
     Arm::Unobserved,
     Arm::Observed,
     Arm::ObservedHttp,
     Arm::NoneQuick,
     Arm::UnobservedQuick,
+    Arm::NoneOther,
+    Arm::Other,
 ];
 
 impl Arm {
@@ -155,6 +161,7 @@ impl Arm {
             Arm::Unobserved => "unobserved",
             Arm::Observed => "observed",
             Arm::ObservedHttp => "observed-http",
+            Arm::NoneOther => "none-other",
             Arm::Other => "other",
             Arm::NoneQuick => "none-quick",
             Arm::UnobservedQuick => "unobserved-quick",
@@ -177,7 +184,7 @@ impl Loop {
             Arm::ObservedHttp => {
                 c.arg("--http");
             }
-            Arm::Other => {
+            Arm::Other | Arm::NoneOther => {
                 c.arg("--other");
             }
             Arm::NoneQuick | Arm::UnobservedQuick => {
@@ -217,7 +224,7 @@ impl Loop {
 fn run_arm(ctx: &Ctx, arm: Arm, iters: u64, idle: u32) -> anyhow::Result<f64> {
     let lp = Loop::start(iters, arm)?;
     let target = match arm {
-        Arm::None | Arm::NoneQuick => return Ok(lp.go()?.0),
+        Arm::None | Arm::NoneQuick | Arm::NoneOther => return Ok(lp.go()?.0),
         Arm::Unobserved | Arm::Other | Arm::UnobservedQuick => idle,
         Arm::Observed | Arm::ObservedHttp => lp.pid,
     };
@@ -278,7 +285,16 @@ pub fn run(ctx: &Ctx) -> anyhow::Result<(Vec<Row>, Value)> {
                    "ns_per_syscall_min": min, "runs": runs}),
         );
         let (target, limit, base, what) = match arm {
-            Arm::None | Arm::NoneQuick | Arm::Other => continue,
+            Arm::None | Arm::NoneQuick | Arm::NoneOther => continue,
+            Arm::Other => {
+                let added = m - med(Arm::NoneOther);
+                rows.push(Row::info(
+                    "2 syscall",
+                    "other: ns added per other syscall (wall, getppid)",
+                    format!("{added:.0} ns"),
+                ));
+                continue;
+            }
             Arm::Unobserved => ("<= 20 ns", 20.0, base, ""),
             Arm::UnobservedQuick => (
                 "<= 20 ns",
