@@ -491,6 +491,19 @@ impl TraceContext {
         ids
     }
 
+    /// The trace ids of all formats (w3c, b3 single, b3 multi order), not deduplicated; unlike
+    /// [`TraceContext::trace_ids`] it allocates nothing.
+    pub fn each_trace_id(&self) -> impl Iterator<Item = &TraceId> {
+        self.carriers().map(|c| &c.trace_id)
+    }
+
+    /// The trace-id values of all formats (w3c, b3 single, b3 multi), 0 where a format carries
+    /// none (a valid trace id is never 0).
+    pub fn trace_values(&self) -> [u128; 3] {
+        [&self.w3c, &self.b3_single, &self.b3_multi]
+            .map(|c| c.as_ref().map_or(0, |c| c.trace_id.value()))
+    }
+
     /// The carrier to report: traceparent first, then b3 single, then b3
     /// multi.
     pub fn primary(&self) -> Option<&Carrier> {
