@@ -181,11 +181,21 @@ pub enum Format {
     Json,
 }
 
+/// Initial capacity of a JSON line.
+const JSON_CAPACITY: usize = 512;
+
 /// Renders one record as one line (without the newline).
 pub fn render(record: &Record, format: Format, colour: bool) -> String {
     match format {
-        Format::Json => serde_json::to_string(record)
-            .unwrap_or_else(|e| format!("{{\"type\":\"error\",\"error\":\"{e}\"}}")),
+        Format::Json => {
+            // One allocation for most records (a span is ~400 bytes) rather than growing from
+            // serde_json's 128.
+            let mut buf = Vec::with_capacity(JSON_CAPACITY);
+            match serde_json::to_writer(&mut buf, record) {
+                Ok(()) => String::from_utf8(buf).unwrap_or_default(),
+                Err(e) => format!("{{\"type\":\"error\",\"error\":\"{e}\"}}"),
+            }
+        }
         Format::Pretty => pretty(record, colour),
     }
 }
@@ -302,5 +312,17 @@ fn pretty(record: &Record, colour: bool) -> String {
 /// RFC 3339 UTC with microseconds from Unix nanoseconds.
 pub fn rfc3339(unix_ns: u64) -> String {
     let t = std::time::UNIX_EPOCH + std::time::Duration::from_nanos(unix_ns);
-    humantime::format_rfc3339_micros(t).to_string()
+    // `2023-11-14T22:13:20.123456Z`; years past 9999 only grow it.
+    displayed(27, humantime::format_rfc3339_micros(t))
 }
+
+/// `v` as text, in one allocation of `capacity` bytes when it fits (`to_string` grows its buffer
+/// as the text comes, several allocations for a short text).
+pub fn displayed(capacity: usize, v: impl std::fmt::Display) -> String {
+    let mut s = String::with_capacity(capacity);
+    let _ = write!(s, "{v}");
+    s
+}
+
+/// Capacity for the text of a peer address: any IPv4 one fits (`255.255.255.255:65535`).
+pub const PEER_TEXT: usize = 21;

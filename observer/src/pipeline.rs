@@ -11,9 +11,10 @@ use crate::http::head::ParseOptions;
 use crate::http::table::Limits;
 use crate::http::tracker::{HttpEvent, Role, SocketLookup, Tracker, TrackerStats};
 use crate::output::{
-    BreakCounts, BreakInbound, BreakOutbound, BreakRecord, CaptureCounts, ProcessMeta, Record,
-    SpanRecord, SummaryRecord, rfc3339,
+    BreakCounts, BreakInbound, BreakOutbound, BreakRecord, CaptureCounts, PEER_TEXT, ProcessMeta,
+    Record, SpanRecord, SummaryRecord, displayed, rfc3339,
 };
+use crate::tracectx::SpanId;
 
 /// What the pipeline asks the operating system.
 pub trait ProcView: SocketLookup {
@@ -372,10 +373,10 @@ impl Pipeline {
             path: head.map(|h| h.path.clone()),
             host: head.and_then(|h| h.host.clone()),
             status: x.response.status,
-            peer: r.peer.map(|p| p.to_string()),
+            peer: r.peer.map(|p| displayed(PEER_TEXT, p)),
             trace_id: s.trace_id.as_ref().map(|t| t.as_wire().to_owned()),
-            span_id: s.span_id.to_string(),
-            parent_span_id: s.parent_span_id.map(|p| p.to_string()),
+            span_id: s.span_id.to_hex(),
+            parent_span_id: s.parent_span_id.map(SpanId::to_hex),
             start: rfc3339(start),
             duration_ms: (end - start) as f64 / 1e6,
             attribution: s.attribution.map(|a| a.as_str()),
@@ -402,7 +403,7 @@ impl Pipeline {
             service: process.service.clone(),
             inbound: BreakInbound {
                 trace_id: b.inbound.trace_id.as_ref().map(|t| t.as_wire().to_owned()),
-                span_id: b.inbound.span_id.map(|s| s.to_string()),
+                span_id: b.inbound.span_id.map(SpanId::to_hex),
                 method: b.inbound.method.clone(),
                 path: b.inbound.path.clone(),
             },
@@ -410,14 +411,14 @@ impl Pipeline {
                 method: head.map(|h| h.method.clone()).unwrap_or_default(),
                 path: head.map(|h| h.path.clone()).unwrap_or_default(),
                 host: head.and_then(|h| h.host.clone()),
-                peer: o.peer.map(|p| p.to_string()),
+                peer: o.peer.map(|p| displayed(PEER_TEXT, p)),
                 trace_id: head
                     .and_then(|h| h.trace.primary())
                     .map(|c| c.trace_id.as_wire().to_owned()),
             },
             missing: b.missing.iter().map(|h| h.name()).collect(),
             time: rfc3339(time),
-            server_span_id: b.server_span_id.map(|s| s.to_string()),
+            server_span_id: b.server_span_id.map(SpanId::to_hex),
             cgroup: process.cgroup.clone(),
             container_id: process.container_id.clone(),
             k8s: process.k8s.clone(),
