@@ -808,8 +808,8 @@ fn inbound_ref_of(head: Option<&RequestHead>) -> InboundRef {
     InboundRef {
         trace_id: primary.as_ref().map(|c| c.0.clone()),
         span_id: primary.and_then(|c| c.1),
-        method: head.map(|h| h.method.clone()),
-        path: head.map(|h| h.path.clone()),
+        method: head.map(|h| h.method.to_string()),
+        path: head.map(|h| h.path.to_string()),
     }
 }
 

@@ -7,6 +7,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use crate::k8s::K8sMeta;
+use crate::text::SharedStr;
 
 /// What is known of an observed process, for OTLP resources.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -34,9 +35,9 @@ pub struct SpanRecord {
     pub pid: u32,
     pub tid: u32,
     pub service: String,
-    pub method: Option<String>,
-    pub path: Option<String>,
-    pub host: Option<String>,
+    pub method: Option<SharedStr>,
+    pub path: Option<SharedStr>,
+    pub host: Option<SharedStr>,
     pub status: u16,
     pub peer: Option<String>,
     pub trace_id: Option<String>,
@@ -57,7 +58,7 @@ pub struct SpanRecord {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub k8s: Option<K8sMeta>,
     #[serde(skip)]
-    pub user_agent: Option<String>,
+    pub user_agent: Option<SharedStr>,
     #[serde(skip)]
     pub process: std::sync::Arc<ProcessMeta>,
     #[serde(skip)]
@@ -76,9 +77,9 @@ pub struct BreakInbound {
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct BreakOutbound {
-    pub method: String,
-    pub path: String,
-    pub host: Option<String>,
+    pub method: SharedStr,
+    pub path: SharedStr,
+    pub host: Option<SharedStr>,
     pub peer: Option<String>,
     pub trace_id: Option<String>,
 }
@@ -200,7 +201,7 @@ pub fn render(record: &Record, format: Format, colour: bool) -> String {
     }
 }
 
-fn opt(v: &Option<String>) -> &str {
+fn opt<S: std::ops::Deref<Target = str>>(v: &Option<S>) -> &str {
     v.as_deref().unwrap_or("-")
 }
 
