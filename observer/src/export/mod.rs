@@ -180,7 +180,7 @@ impl Exporter {
                     .to_owned();
                 *sh.counters
                     .breaks
-                    .entry((b.service.clone(), peer, b.reason.to_owned()))
+                    .entry((b.service.to_string(), peer, b.reason.to_owned()))
                     .or_default() += 1;
                 sh.breaks.push(b.clone());
                 if sh.recent_breaks.len() >= RECENT_BREAKS {
