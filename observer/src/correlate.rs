@@ -242,7 +242,40 @@ struct Inbound {
     start_ns: u64,
     end_ns: Option<u64>,
     head: Option<Arc<RequestHead>>,
+    /// The head's trace-id values (see [`TraceContext::trace_values`]), for attribution.
+    traces: [u128; 3],
     span_id: SpanId,
+}
+
+/// Whether two sets of trace-id values (see [`TraceContext::trace_values`]) share one.
+fn share_trace(a: &[u128; 3], b: &[u128; 3]) -> bool {
+    a.iter().any(|&v| v != 0 && b.contains(&v))
+}
+
+/// What a pass over the candidates keeps of those that pass a test: how many, and one of them
+/// (the only one when there is exactly one).
+#[derive(Clone, Copy)]
+struct Unique<'a> {
+    count: usize,
+    one: Option<&'a Inbound>,
+}
+
+impl<'a> Unique<'a> {
+    fn of(it: impl Iterator<Item = &'a Inbound>) -> Self {
+        let mut u = Unique {
+            count: 0,
+            one: None,
+        };
+        for i in it {
+            u.count += 1;
+            u.one.get_or_insert(i);
+        }
+        u
+    }
+
+    fn only(self) -> Option<&'a Inbound> {
+        if self.count == 1 { self.one } else { None }
+    }
 }
 
 /// Answered inbound requests kept per process for their grace period; beyond it the oldest go
@@ -268,20 +301,18 @@ struct Process {
 
 impl Process {
     /// Inbound requests active at `ts`: unanswered ones (for at most `max_active_ns`) and answered
-    /// ones within their grace period.
-    fn candidates(&self, ts: u64, cfg: &Config) -> Vec<&Inbound> {
+    /// ones within their grace period. In no particular order (see [`by_arrival`]); a clone walks
+    /// them again.
+    fn candidates(&self, ts: u64, cfg: &Config) -> impl Iterator<Item = &Inbound> + Clone {
+        let (max_active, grace) = (cfg.max_active_ns, cfg.grace_ns);
         let open = self
             .open
             .values()
-            .filter(|i| i.start_ns <= ts && ts <= i.start_ns.saturating_add(cfg.max_active_ns));
-        let answered = self.answered.iter().filter(|i| {
-            i.start_ns <= ts
-                && i.end_ns
-                    .is_some_and(|end| ts <= end.saturating_add(cfg.grace_ns))
+            .filter(move |i| i.start_ns <= ts && ts <= i.start_ns.saturating_add(max_active));
+        let answered = self.answered.iter().filter(move |i| {
+            i.start_ns <= ts && i.end_ns.is_some_and(|end| ts <= end.saturating_add(grace))
         });
-        let mut v: Vec<&Inbound> = open.chain(answered).collect();
-        v.sort_unstable_by_key(|i| i.seq);
-        v
+        open.chain(answered)
     }
 
     /// Drops what can no longer be a candidate at `now`.
@@ -498,6 +529,7 @@ impl Correlator {
                 start_ns: now,
                 end_ns: None,
                 head: r.head.clone(),
+                traces: r.head.as_ref().map_or([0; 3], |h| h.trace.trace_values()),
                 span_id,
             },
         );
@@ -565,7 +597,7 @@ impl Correlator {
             let active = self
                 .procs
                 .get(&u.conn.pid)
-                .is_some_and(|p| !p.candidates(u.origin.ts_ns, &self.cfg).is_empty());
+                .is_some_and(|p| p.candidates(u.origin.ts_ns, &self.cfg).next().is_some());
             if active {
                 self.stats.outbound += 1;
                 self.stats.unknown += 1;
@@ -611,12 +643,12 @@ impl Correlator {
         p.expire(ts, &self.cfg);
         let p = &*p;
         let cands = p.candidates(ts, &self.cfg);
-        if cands.is_empty() {
+        if cands.clone().next().is_none() {
             self.stats.background += 1;
             self.clients.insert(o.seq, background);
             return;
         }
-        let (attribution, chosen) = attribute(p, &cands, o, &out_head.trace);
+        let (attribution, chosen) = attribute(p, cands.clone(), o, &out_head.trace);
         // It carries the trace of an earlier inbound request of this process that is no longer
         // active: work continued asynchronously. Propagated, whatever is in flight now.
         let continued = if attribution == Attribution::TraceId {
@@ -624,8 +656,7 @@ impl Correlator {
         } else {
             out_head
                 .trace
-                .trace_ids()
-                .iter()
+                .each_trace_id()
                 .find_map(|t| p.recent.get(&t.value()))
                 .map(|(_, span)| *span)
         };
@@ -648,7 +679,7 @@ impl Correlator {
             }
             None => {
                 let heads: Vec<Option<&RequestHead>> =
-                    cands.iter().map(|i| i.head.as_deref()).collect();
+                    by_arrival(cands).map(|i| i.head.as_deref()).collect();
                 let (v, r) = judge_ambiguous(&heads, &out_head.trace);
                 (v, Some(r), None, None)
             }
@@ -705,62 +736,63 @@ impl Correlator {
     }
 }
 
-/// Chooses the inbound request an outbound one belongs to among the candidates (in arrival
-/// order); `None` with `Ambiguous`.
+/// The candidates in arrival order.
+fn by_arrival<'a>(cands: impl Iterator<Item = &'a Inbound>) -> impl Iterator<Item = &'a Inbound> {
+    let mut v: Vec<&Inbound> = cands.collect();
+    v.sort_unstable_by_key(|i| i.seq);
+    v.into_iter()
+}
+
+/// Chooses the inbound request an outbound one belongs to among the candidates; `None` with
+/// `Ambiguous`. What it chooses does not depend on the order of the candidates.
 fn attribute<'a>(
     p: &Process,
-    cands: &[&'a Inbound],
+    cands: impl Iterator<Item = &'a Inbound> + Clone,
     o: &Request,
     out_trace: &TraceContext,
 ) -> (Attribution, Option<&'a Inbound>) {
     // 1. A shared trace id; the most recent such request wins.
-    let by_trace = cands
-        .iter()
-        .copied()
-        .filter(|i| {
-            i.head
-                .as_ref()
-                .is_some_and(|h| h.trace.shares_trace_with(out_trace))
-        })
-        .max_by_key(|i| (i.start_ns, i.seq));
-    if let Some(i) = by_trace {
-        return (Attribution::TraceId, Some(i));
+    let out_traces = out_trace.trace_values();
+    if out_traces != [0; 3] {
+        let by_trace = cands
+            .clone()
+            .filter(|i| share_trace(&i.traces, &out_traces))
+            .max_by_key(|i| (i.start_ns, i.seq));
+        if let Some(i) = by_trace {
+            return (Attribution::TraceId, Some(i));
+        }
     }
     let is_open = |i: &&Inbound| i.end_ns.is_none();
     // 2a. The same thread read it: strong evidence (thread-per-connection servers, event loops).
     //     The unanswered one wins; several answered ones (keep-alive, grace) cannot be told apart.
-    let same: Vec<&Inbound> = cands
-        .iter()
-        .copied()
-        .filter(|i| i.tid == o.origin.tid)
-        .collect();
-    if !same.is_empty() {
-        let open: Vec<&Inbound> = same.iter().copied().filter(is_open).collect();
-        return match (same.len(), open.len()) {
-            (_, 1) => (Attribution::Thread, Some(open[0])),
-            (1, 0) => (Attribution::Thread, Some(same[0])),
+    let tid = o.origin.tid;
+    let same = Unique::of(cands.clone().filter(|i| i.tid == tid));
+    if same.count > 0 {
+        let open = Unique::of(cands.clone().filter(|i| i.tid == tid && is_open(i)));
+        return match (open.only(), same.only()) {
+            (Some(i), _) => (Attribution::Thread, Some(i)),
+            (None, Some(i)) if open.count == 0 => (Attribution::Thread, Some(i)),
             _ => (Attribution::Ambiguous, None),
         };
     }
     // 2b. A thread it spawned, while the request is unanswered. Spawned threads are often shared
     //     workers (Java's HttpClient pool is created by whichever handler called first), so an
     //     answered request is no evidence.
-    let spawned: Vec<&Inbound> = cands
-        .iter()
-        .copied()
-        .filter(|i| is_open(i) && Correlator::descends_from(p, o.origin.tid, i.tid))
-        .collect();
-    if spawned.len() == 1 {
-        return (Attribution::Thread, Some(spawned[0]));
+    let spawned = Unique::of(
+        cands
+            .clone()
+            .filter(|i| is_open(i) && Correlator::descends_from(p, tid, i.tid)),
+    );
+    if let Some(i) = spawned.only() {
+        return (Attribution::Thread, Some(i));
     }
     // 3. The only active one; requests already answered (in their grace period) give way to the
     //    one unanswered request.
-    if cands.len() == 1 {
-        return (Attribution::SingleActive, Some(cands[0]));
+    if let Some(i) = Unique::of(cands.clone()).only() {
+        return (Attribution::SingleActive, Some(i));
     }
-    let open: Vec<&Inbound> = cands.iter().copied().filter(is_open).collect();
-    if open.len() == 1 {
-        return (Attribution::SingleActive, Some(open[0]));
+    if let Some(i) = Unique::of(cands.filter(is_open)).only() {
+        return (Attribution::SingleActive, Some(i));
     }
     (Attribution::Ambiguous, None)
 }
@@ -776,8 +808,8 @@ fn inbound_ref_of(head: Option<&RequestHead>) -> InboundRef {
     InboundRef {
         trace_id: primary.as_ref().map(|c| c.0.clone()),
         span_id: primary.and_then(|c| c.1),
-        method: head.map(|h| h.method.clone()),
-        path: head.map(|h| h.path.clone()),
+        method: head.map(|h| h.method.to_string()),
+        path: head.map(|h| h.path.to_string()),
     }
 }
 
@@ -847,11 +879,11 @@ fn judge_one(cfg: &Config, inbound: Option<&RequestHead>, o: &TraceContext) -> V
             missing: lacking(i.present, o),
         };
     }
-    if i.trace_ids().is_empty() || o.trace_ids().is_empty() {
+    if i.primary().is_none() || o.primary().is_none() {
         // Only an opaque x-ot-span-context on one side: it travels on or not, ids cannot be compared.
         return if i.ot_span_context.is_some()
             && o.ot_span_context.is_none()
-            && o.trace_ids().is_empty()
+            && o.primary().is_none()
         {
             Verdict::Break {
                 reason: BreakReason::Missing,
@@ -946,7 +978,7 @@ fn judge_ambiguous(heads: &[Option<&RequestHead>], o: &TraceContext) -> (Verdict
             r,
         );
     }
-    if o.trace_ids().is_empty() {
+    if o.primary().is_none() {
         return (Verdict::Unknown, r);
     }
     // attribute() already found no candidate sharing a trace id with O.

@@ -22,4 +22,5 @@ pub mod pipeline;
 pub mod procinfo;
 #[cfg(test)]
 mod testutil;
+pub mod text;
 pub mod tracectx;

@@ -7,6 +7,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use crate::k8s::K8sMeta;
+use crate::text::SharedStr;
 
 /// What is known of an observed process, for OTLP resources.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -33,10 +34,10 @@ pub struct SpanRecord {
     pub kind: &'static str,
     pub pid: u32,
     pub tid: u32,
-    pub service: String,
-    pub method: Option<String>,
-    pub path: Option<String>,
-    pub host: Option<String>,
+    pub service: SharedStr,
+    pub method: Option<SharedStr>,
+    pub path: Option<SharedStr>,
+    pub host: Option<SharedStr>,
     pub status: u16,
     pub peer: Option<String>,
     pub trace_id: Option<String>,
@@ -57,7 +58,7 @@ pub struct SpanRecord {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub k8s: Option<K8sMeta>,
     #[serde(skip)]
-    pub user_agent: Option<String>,
+    pub user_agent: Option<SharedStr>,
     #[serde(skip)]
     pub process: std::sync::Arc<ProcessMeta>,
     #[serde(skip)]
@@ -76,9 +77,9 @@ pub struct BreakInbound {
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct BreakOutbound {
-    pub method: String,
-    pub path: String,
-    pub host: Option<String>,
+    pub method: SharedStr,
+    pub path: SharedStr,
+    pub host: Option<SharedStr>,
     pub peer: Option<String>,
     pub trace_id: Option<String>,
 }
@@ -90,7 +91,7 @@ pub struct BreakRecord {
     pub attribution: &'static str,
     pub pid: u32,
     pub tid: u32,
-    pub service: String,
+    pub service: SharedStr,
     pub inbound: BreakInbound,
     pub outbound: BreakOutbound,
     pub missing: Vec<&'static str>,
@@ -181,16 +182,26 @@ pub enum Format {
     Json,
 }
 
+/// Initial capacity of a JSON line.
+const JSON_CAPACITY: usize = 512;
+
 /// Renders one record as one line (without the newline).
 pub fn render(record: &Record, format: Format, colour: bool) -> String {
     match format {
-        Format::Json => serde_json::to_string(record)
-            .unwrap_or_else(|e| format!("{{\"type\":\"error\",\"error\":\"{e}\"}}")),
+        Format::Json => {
+            // One allocation for most records (a span is ~400 bytes) rather than growing from
+            // serde_json's 128.
+            let mut buf = Vec::with_capacity(JSON_CAPACITY);
+            match serde_json::to_writer(&mut buf, record) {
+                Ok(()) => String::from_utf8(buf).unwrap_or_default(),
+                Err(e) => format!("{{\"type\":\"error\",\"error\":\"{e}\"}}"),
+            }
+        }
         Format::Pretty => pretty(record, colour),
     }
 }
 
-fn opt(v: &Option<String>) -> &str {
+fn opt<S: std::ops::Deref<Target = str>>(v: &Option<S>) -> &str {
     v.as_deref().unwrap_or("-")
 }
 
@@ -302,5 +313,17 @@ fn pretty(record: &Record, colour: bool) -> String {
 /// RFC 3339 UTC with microseconds from Unix nanoseconds.
 pub fn rfc3339(unix_ns: u64) -> String {
     let t = std::time::UNIX_EPOCH + std::time::Duration::from_nanos(unix_ns);
-    humantime::format_rfc3339_micros(t).to_string()
+    // `2023-11-14T22:13:20.123456Z`; years past 9999 only grow it.
+    displayed(27, humantime::format_rfc3339_micros(t))
 }
+
+/// `v` as text, in one allocation of `capacity` bytes when it fits (`to_string` grows its buffer
+/// as the text comes, several allocations for a short text).
+pub fn displayed(capacity: usize, v: impl std::fmt::Display) -> String {
+    let mut s = String::with_capacity(capacity);
+    let _ = write!(s, "{v}");
+    s
+}
+
+/// Capacity for the text of a peer address: any IPv4 one fits (`255.255.255.255:65535`).
+pub const PEER_TEXT: usize = 21;

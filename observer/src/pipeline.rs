@@ -11,9 +11,11 @@ use crate::http::head::ParseOptions;
 use crate::http::table::Limits;
 use crate::http::tracker::{HttpEvent, Role, SocketLookup, Tracker, TrackerStats};
 use crate::output::{
-    BreakCounts, BreakInbound, BreakOutbound, BreakRecord, CaptureCounts, ProcessMeta, Record,
-    SpanRecord, SummaryRecord, rfc3339,
+    BreakCounts, BreakInbound, BreakOutbound, BreakRecord, CaptureCounts, PEER_TEXT, ProcessMeta,
+    Record, SpanRecord, SummaryRecord, displayed, rfc3339,
 };
+use crate::text::SharedStr;
+use crate::tracectx::SpanId;
 
 /// What the pipeline asks the operating system.
 pub trait ProcView: SocketLookup {
@@ -86,10 +88,25 @@ pub struct KernelCounters {
     pub read_faults: u64,
 }
 
+/// A process's metadata, and its service name ready to share with its records.
+struct Known {
+    meta: Arc<ProcessMeta>,
+    service: SharedStr,
+}
+
+impl Known {
+    fn new(meta: Arc<ProcessMeta>) -> Self {
+        Known {
+            service: SharedStr::from(meta.service.as_str()),
+            meta,
+        }
+    }
+}
+
 pub struct Pipeline {
     tracker: Tracker,
     correlator: Correlator,
-    names: HashMap<u32, Arc<ProcessMeta>>,
+    names: HashMap<u32, Known>,
     /// `--service-name`: replaces every process name as `service`.
     service_override: Option<String>,
     filter: ProcessFilter,
@@ -181,19 +198,22 @@ impl Pipeline {
     }
 
     /// `--service-name` wins over what the process's metadata says.
-    fn overridden(service: &Option<String>, mut m: ProcessMeta) -> Arc<ProcessMeta> {
+    fn overridden(service: &Option<String>, mut m: ProcessMeta) -> Known {
         if let Some(s) = service {
             m.service = s.clone();
         }
-        Arc::new(m)
+        Known::new(Arc::new(m))
     }
 
-    fn meta(&mut self, pid: u32, os: &mut dyn ProcView) -> Arc<ProcessMeta> {
+    fn known(&mut self, pid: u32, os: &mut dyn ProcView) -> &Known {
         let service = &self.service_override;
         self.names
             .entry(pid)
             .or_insert_with(|| Self::overridden(service, os.process(pid)))
-            .clone()
+    }
+
+    fn meta(&mut self, pid: u32, os: &mut dyn ProcView) -> Arc<ProcessMeta> {
+        Arc::clone(&self.known(pid, os).meta)
     }
 
     /// Re-resolves the metadata of the processes seen so far (call it when what it depends on
@@ -202,7 +222,7 @@ impl Pipeline {
     pub fn refresh_metadata(&mut self, os: &mut dyn ProcView) {
         let service = &self.service_override;
         for m in self.names.values_mut() {
-            if let Some(new) = os.refresh(m) {
+            if let Some(new) = os.refresh(&m.meta) {
                 *m = Self::overridden(service, new);
             }
         }
@@ -357,7 +377,8 @@ impl Pipeline {
         let x = &s.exchange;
         let r = &x.request;
         let head = r.head.as_deref();
-        let process = self.meta(r.conn.pid, os);
+        let known = self.known(r.conn.pid, os);
+        let (process, service) = (Arc::clone(&known.meta), known.service.clone());
         let start = self.wall(r.origin.ts_ns);
         let end = self.wall(x.end.ts_ns.max(r.origin.ts_ns));
         SpanRecord {
@@ -367,15 +388,15 @@ impl Pipeline {
             },
             pid: r.conn.pid,
             tid: r.origin.tid,
-            service: process.service.clone(),
+            service,
             method: head.map(|h| h.method.clone()),
             path: head.map(|h| h.path.clone()),
             host: head.and_then(|h| h.host.clone()),
             status: x.response.status,
-            peer: r.peer.map(|p| p.to_string()),
+            peer: r.peer.map(|p| displayed(PEER_TEXT, p)),
             trace_id: s.trace_id.as_ref().map(|t| t.as_wire().to_owned()),
-            span_id: s.span_id.to_string(),
-            parent_span_id: s.parent_span_id.map(|p| p.to_string()),
+            span_id: s.span_id.to_hex(),
+            parent_span_id: s.parent_span_id.map(SpanId::to_hex),
             start: rfc3339(start),
             duration_ms: (end - start) as f64 / 1e6,
             attribution: s.attribution.map(|a| a.as_str()),
@@ -392,17 +413,18 @@ impl Pipeline {
     fn break_record(&mut self, b: &Break, os: &mut dyn ProcView) -> BreakRecord {
         let o = &b.outbound;
         let head = o.head.as_deref();
-        let process = self.meta(o.conn.pid, os);
+        let known = self.known(o.conn.pid, os);
+        let (process, service) = (Arc::clone(&known.meta), known.service.clone());
         let time = self.wall(o.origin.ts_ns);
         BreakRecord {
             reason: b.reason.as_str(),
             attribution: b.attribution.as_str(),
             pid: o.conn.pid,
             tid: o.origin.tid,
-            service: process.service.clone(),
+            service,
             inbound: BreakInbound {
                 trace_id: b.inbound.trace_id.as_ref().map(|t| t.as_wire().to_owned()),
-                span_id: b.inbound.span_id.map(|s| s.to_string()),
+                span_id: b.inbound.span_id.map(SpanId::to_hex),
                 method: b.inbound.method.clone(),
                 path: b.inbound.path.clone(),
             },
@@ -410,14 +432,14 @@ impl Pipeline {
                 method: head.map(|h| h.method.clone()).unwrap_or_default(),
                 path: head.map(|h| h.path.clone()).unwrap_or_default(),
                 host: head.and_then(|h| h.host.clone()),
-                peer: o.peer.map(|p| p.to_string()),
+                peer: o.peer.map(|p| displayed(PEER_TEXT, p)),
                 trace_id: head
                     .and_then(|h| h.trace.primary())
                     .map(|c| c.trace_id.as_wire().to_owned()),
             },
             missing: b.missing.iter().map(|h| h.name()).collect(),
             time: rfc3339(time),
-            server_span_id: b.server_span_id.map(|s| s.to_string()),
+            server_span_id: b.server_span_id.map(SpanId::to_hex),
             cgroup: process.cgroup.clone(),
             container_id: process.container_id.clone(),
             k8s: process.k8s.clone(),

@@ -224,7 +224,10 @@ impl FromIterator<TraceHeader> for HeaderSet {
 #[derive(Clone, Debug)]
 pub struct TraceId {
     value: u128,
-    wire: String,
+    /// The wire text (16 or 32 lower-case hex digits) in `wire[..len]`: kept inline, no
+    /// allocation per id.
+    wire: [u8; 32],
+    len: u8,
 }
 
 impl TraceId {
@@ -235,7 +238,21 @@ impl TraceId {
 
     /// The text as sent, lower-cased (16 or 32 hex digits).
     pub fn as_wire(&self) -> &str {
-        &self.wire
+        // Hex digits only (see `with_wire`): always UTF-8.
+        std::str::from_utf8(&self.wire[..usize::from(self.len)]).unwrap_or_default()
+    }
+
+    /// `hex`: 16 or 32 hex digits already checked, `value` their value.
+    fn with_wire(value: u128, hex: &[u8]) -> TraceId {
+        let mut wire = [0u8; 32];
+        let len = hex.len().min(32);
+        wire[..len].copy_from_slice(&hex[..len]);
+        wire.make_ascii_lowercase();
+        TraceId {
+            value,
+            wire,
+            len: len as u8,
+        }
     }
 
     /// A B3 trace id: 16 or 32 hex digits of either case, not all zero.
@@ -249,10 +266,7 @@ impl TraceId {
         if value == 0 {
             return None;
         }
-        Some(TraceId {
-            value,
-            wire: s.to_ascii_lowercase(),
-        })
+        Some(TraceId::with_wire(value, b))
     }
 
     /// A W3C trace id: exactly 32 lower-case hex digits, not all zero.
@@ -265,10 +279,7 @@ impl TraceId {
         if value == 0 {
             return None;
         }
-        Some(TraceId {
-            value,
-            wire: s.to_owned(),
-        })
+        Some(TraceId::with_wire(value, b))
     }
 }
 
@@ -288,7 +299,7 @@ impl Hash for TraceId {
 
 impl fmt::Display for TraceId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.wire)
+        f.write_str(self.as_wire())
     }
 }
 
@@ -318,6 +329,22 @@ impl SpanId {
         }
         SpanId::new(parse_hex_u64(b, case)?)
     }
+}
+
+impl SpanId {
+    /// The 16 lower-case hex digits, as `to_string` gives them, in one allocation.
+    pub fn to_hex(self) -> String {
+        hex_digits(u128::from(self.0), 16)
+    }
+}
+
+/// The `n` low hex digits of `v`, lower case.
+fn hex_digits(v: u128, n: usize) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    (0..n)
+        .rev()
+        .map(|i| char::from(DIGITS[((v >> (4 * i)) & 0xf) as usize]))
+        .collect()
 }
 
 impl fmt::Display for SpanId {
@@ -489,6 +516,19 @@ impl TraceContext {
             }
         }
         ids
+    }
+
+    /// The trace ids of all formats (w3c, b3 single, b3 multi order), not deduplicated; unlike
+    /// [`TraceContext::trace_ids`] it allocates nothing.
+    pub fn each_trace_id(&self) -> impl Iterator<Item = &TraceId> {
+        self.carriers().map(|c| &c.trace_id)
+    }
+
+    /// The trace-id values of all formats (w3c, b3 single, b3 multi), 0 where a format carries
+    /// none (a valid trace id is never 0).
+    pub fn trace_values(&self) -> [u128; 3] {
+        [&self.w3c, &self.b3_single, &self.b3_multi]
+            .map(|c| c.as_ref().map_or(0, |c| c.trace_id.value()))
     }
 
     /// The carrier to report: traceparent first, then b3 single, then b3

@@ -272,7 +272,7 @@ pub fn span(r: &SpanRecord) -> Span {
             .as_deref()
             .and_then(span_id_bytes)
             .unwrap_or_default(),
-        name: r.method.clone().unwrap_or_else(|| "HTTP".into()),
+        name: r.method.as_deref().unwrap_or("HTTP").to_owned(),
         kind: if r.kind == "server" {
             span::SpanKind::Server as i32
         } else {

@@ -160,9 +160,10 @@ impl Exporter {
                 } else {
                     let peer = s
                         .host
-                        .clone()
-                        .or_else(|| s.peer.clone())
-                        .unwrap_or_default();
+                        .as_deref()
+                        .or(s.peer.as_deref())
+                        .unwrap_or_default()
+                        .to_owned();
                     *c.outbound
                         .entry((s.process.service.clone(), peer))
                         .or_default() += 1;
@@ -173,12 +174,13 @@ impl Exporter {
                 let peer = b
                     .outbound
                     .host
-                    .clone()
-                    .or_else(|| b.outbound.peer.clone())
-                    .unwrap_or_default();
+                    .as_deref()
+                    .or(b.outbound.peer.as_deref())
+                    .unwrap_or_default()
+                    .to_owned();
                 *sh.counters
                     .breaks
-                    .entry((b.service.clone(), peer, b.reason.to_owned()))
+                    .entry((b.service.to_string(), peer, b.reason.to_owned()))
                     .or_default() += 1;
                 sh.breaks.push(b.clone());
                 if sh.recent_breaks.len() >= RECENT_BREAKS {

@@ -4,6 +4,9 @@
 //! for), Host, User-Agent, the status, framing headers (to skip bodies) and the trace context.
 //! Every other header value (Cookie, Authorization, ...) is dropped here and never stored.
 
+use std::borrow::Cow;
+
+use crate::text::SharedStr;
 use crate::tracectx::TraceContext;
 
 /// Most header lines parsed in one head; more makes the head unparsable (reported unknown).
@@ -15,13 +18,13 @@ pub const MAX_TEXT: usize = 256;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestHead {
-    pub method: String,
+    pub method: SharedStr,
     /// Path without its query string unless `ParseOptions::keep_query`.
-    pub path: String,
+    pub path: SharedStr,
     /// Minor version: 0 for HTTP/1.0, 1 for HTTP/1.1.
     pub version: u8,
-    pub host: Option<String>,
-    pub user_agent: Option<String>,
+    pub host: Option<SharedStr>,
+    pub user_agent: Option<SharedStr>,
     pub trace: TraceContext,
     pub body: Body,
 }
@@ -131,8 +134,8 @@ pub fn parse(buf: &[u8], opts: ParseOptions) -> Parsed {
                 let trace =
                     TraceContext::from_headers(req.headers.iter().map(|h| (h.name, h.value)));
                 let head = RequestHead {
-                    method: method.to_owned(),
-                    path: clean_path(path, opts.keep_query),
+                    method: SharedStr::method(method),
+                    path: SharedStr::from(&*clean_path(path, opts.keep_query)),
                     version: req.version.unwrap_or(1),
                     host,
                     user_agent,
@@ -232,40 +235,41 @@ pub fn chunked_len(buf: &[u8]) -> Option<usize> {
 }
 
 /// Header text for output: printable ASCII only (others become `?`), at most `MAX_TEXT` bytes.
-fn text(value: &[u8]) -> String {
-    value
-        .trim_ascii()
+fn text(value: &[u8]) -> SharedStr {
+    let value = value.trim_ascii();
+    let value = &value[..value.len().min(MAX_TEXT)];
+    let printable = |b: &u8| (0x20..0x7f).contains(b);
+    if value.iter().all(printable)
+        && let Ok(s) = std::str::from_utf8(value)
+    {
+        return SharedStr::from(s);
+    }
+    let cleaned: String = value
         .iter()
-        .take(MAX_TEXT)
-        .map(|&b| {
-            if (0x20..0x7f).contains(&b) {
-                b as char
-            } else {
-                '?'
-            }
-        })
-        .collect()
+        .map(|b| if printable(b) { char::from(*b) } else { '?' })
+        .collect();
+    SharedStr::from(cleaned)
 }
 
-fn clean_path(path: &str, keep_query: bool) -> String {
+fn clean_path(path: &str, keep_query: bool) -> Cow<'_, str> {
     let path = if keep_query {
         path
     } else {
         path.split(['?', '#']).next().unwrap_or(path)
     };
     let cut = if path.len() <= MAX_PATH {
-        path.to_owned()
+        Cow::Borrowed(path)
     } else {
         let mut end = MAX_PATH;
         while !path.is_char_boundary(end) {
             end -= 1;
         }
-        format!("{}...", &path[..end])
+        Cow::Owned(format!("{}...", &path[..end]))
     };
     // httparse lets any UTF-8 through, C1 controls (U+0080..U+009F) included, which a terminal
     // showing the readable output would take for escape sequences.
     if cut.contains(char::is_control) {
-        cut.replace(char::is_control, "?")
+        Cow::Owned(cut.replace(char::is_control, "?"))
     } else {
         cut
     }

@@ -152,7 +152,7 @@ fn spans(p: &mut Pipeline, os: &mut Procfs, pid: u32, fd: i32) -> Vec<(String, O
     out.iter()
         .filter_map(|r| match r {
             Record::Span(s) => Some((
-                s.service.clone(),
+                s.service.to_string(),
                 s.k8s.as_ref().map(|k| k.pod.name.clone()),
             )),
             _ => None,
