@@ -22,6 +22,11 @@ use observer::procinfo::Procfs;
 use observer::tracectx::{HeaderSet, TraceHeader};
 use tokio::signal::unix::{SignalKind, signal};
 
+/// jemalloc instead of glibc malloc, so that memory freed after a burst of connections goes back
+/// to the kernel (see `observer::allocator`).
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// Watches processes' HTTP/1.1 traffic with eBPF and reports services that drop trace context.
 #[derive(Debug, Parser)]
 #[command(version, about)]
@@ -365,6 +370,9 @@ fn main() -> std::process::ExitCode {
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
         )
         .init();
+    if let Err(e) = observer::allocator::return_freed_memory() {
+        tracing::warn!("{e}; memory freed after bursts may stay resident");
+    }
     let args = Args::parse();
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
