@@ -96,8 +96,9 @@ struct Args {
     /// This node's name, for --kubernetes (e.g. from the downward API's spec.nodeName).
     #[arg(long, value_name = "NAME", env = "NODE_NAME")]
     node_name: Option<String>,
-    /// Ring buffer size in MiB (a power of two).
-    #[arg(long, default_value_t = 16, value_parser = parse_ring_mib)]
+    /// Ring buffer size in MiB (a power of two). It only absorbs bursts: beyond the rate user
+    /// space drains, records are dropped whatever its size.
+    #[arg(long, default_value_t = 8, value_parser = parse_ring_mib)]
     ring_buffer_mib: u32,
 }
 
