@@ -10,6 +10,7 @@
 //!   the Kubernetes API (`--kubernetes`);
 //! * sinks: [`output`] renders records as JSON lines or readable lines; [`export`] sends them over
 //!   OTLP.
+pub mod allocator;
 pub mod capture;
 pub mod cgroup;
 pub mod correlate;

@@ -22,6 +22,11 @@ use observer::procinfo::Procfs;
 use observer::tracectx::{HeaderSet, TraceHeader};
 use tokio::signal::unix::{SignalKind, signal};
 
+/// jemalloc instead of glibc malloc, so that memory freed after a burst of connections goes back
+/// to the kernel (see `observer::allocator`).
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// Watches processes' HTTP/1.1 traffic with eBPF and reports services that drop trace context.
 #[derive(Debug, Parser)]
 #[command(version, about)]
@@ -91,8 +96,9 @@ struct Args {
     /// This node's name, for --kubernetes (e.g. from the downward API's spec.nodeName).
     #[arg(long, value_name = "NAME", env = "NODE_NAME")]
     node_name: Option<String>,
-    /// Ring buffer size in MiB (a power of two).
-    #[arg(long, default_value_t = 16, value_parser = parse_ring_mib)]
+    /// Ring buffer size in MiB (a power of two). It only absorbs bursts: beyond the rate user
+    /// space drains, records are dropped whatever its size.
+    #[arg(long, default_value_t = 8, value_parser = parse_ring_mib)]
     ring_buffer_mib: u32,
 }
 
@@ -371,6 +377,9 @@ fn main() -> std::process::ExitCode {
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
         )
         .init();
+    if let Err(e) = observer::allocator::return_freed_memory() {
+        tracing::warn!("{e}; memory freed after bursts may stay resident");
+    }
     let args = Args::parse();
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()

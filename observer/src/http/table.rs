@@ -4,7 +4,9 @@
 //! * A process may hold at most [`Limits::max_per_process`] connections and all processes together
 //!   at most [`Limits::max_connections`]. Making room evicts the least recently used connections
 //!   of the full set, a batch of 1/16 at a time (one O(n) pass per n/16 insertions).
-//! * Connections idle for [`Limits::idle_ns`] are evicted by [`ConnTable::evict_idle`].
+//! * Connections idle for [`Limits::idle_ns`] are evicted by [`ConnTable::evict_idle`], which also
+//!   gives back the room of maps that are less than a quarter full (a process that held 10,000
+//!   connections and keeps ten would otherwise keep a map of 16,384 slots).
 //!
 //! Time is the kernel's monotonic clock of the records (`Origin::ts_ns`); the table reads no clock.
 //! What is evicted is handed back to the caller, which reports its unanswered requests.
@@ -198,6 +200,17 @@ impl<Conn: LastUse> ConnTable<Conn> {
         let n = evicted.len() - before;
         self.len -= n;
         self.stats.evicted_idle += n as u64;
+        for p in self.procs.values_mut() {
+            shrink_if_sparse(p);
+        }
+        shrink_if_sparse(&mut self.procs);
+    }
+}
+
+/// Halves, or more, a map that is less than a quarter full, leaving it room to double.
+fn shrink_if_sparse<K: std::hash::Hash + Eq, V>(m: &mut HashMap<K, V>) {
+    if m.len() < m.capacity() / 4 {
+        m.shrink_to(m.len() * 2);
     }
 }
 
@@ -326,6 +339,36 @@ mod tests {
         assert_eq!(t.len(), 1);
         assert_eq!(fds(&t, 2), Vec::<i32>::new());
         assert_eq!(t.stats().evicted_idle, 2);
+    }
+
+    #[test]
+    fn the_idle_sweep_gives_back_the_room_of_sparse_maps() {
+        let mut t = ConnTable::new(limits(100_000, 100_000));
+        let mut ev = Vec::new();
+        for fd in 0..10_000 {
+            t.insert(1, fd, C(1_000), &mut ev);
+        }
+        let full = t.procs[&1].capacity();
+        assert!(full >= 10_000);
+        for fd in 10..10_000 {
+            t.remove(1, fd);
+        }
+        // Nothing is idle: only the room goes.
+        t.evict_idle(1_000, &mut ev);
+        assert!(ev.is_empty());
+        assert_eq!(t.len(), 10);
+        let left = t.procs[&1].capacity();
+        assert!(
+            left < 64,
+            "capacity {left} of {full} kept for 10 connections"
+        );
+        // A map at least a quarter full keeps its room (no churn at steady state).
+        for fd in 10..20 {
+            t.insert(1, fd, C(1_000), &mut ev);
+        }
+        let steady = t.procs[&1].capacity();
+        t.evict_idle(1_000, &mut ev);
+        assert_eq!(t.procs[&1].capacity(), steady);
     }
 
     #[test]

@@ -601,6 +601,12 @@ impl Tracker {
                 at: origin,
             });
         }
+        if conn.pending.capacity() == 0 {
+            // Room for one: a VecDeque grows to 4 at its first push, and a keep-alive connection
+            // without pipelining never has more than one request pending (~260 B per idle
+            // connection saved).
+            conn.pending.reserve_exact(1);
+        }
         conn.pending.push_back(request.clone());
         out.push(HttpEvent::Request(request));
     }

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use super::parse::{self, WrkReport, median};
 use super::procs::{Nginx, Observer, TempDir, output_within};
-use super::{Ctx, Row};
+use super::{Ctx, DEFAULT_RING_MIB, Row};
 
 /// Trace headers on every request, as a traced client would send them.
 pub const TRACE_HEADERS: &[&str] = &[
@@ -276,7 +276,7 @@ fn summarise(runs: &[(Arm, Run)], rounds: usize, seconds: u32) -> (Vec<Row>, Val
             .sum();
         rows.push(Row::check(
             "4 loss",
-            format!("{n}: ring-buffer drops at max wrk rate (16 MiB)"),
+            format!("{n}: ring-buffer drops at max wrk rate ({DEFAULT_RING_MIB} MiB ring)"),
             drops as f64,
             (0, ""),
             "0",

@@ -1,7 +1,7 @@
 //! Item 4: ring-buffer loss. nginx driven by wrk at increasing offered rates (wrk's `delay()` hook
 //! holds each connection 1 ms between requests, so the rate is set by the number of connections),
 //! then unthrottled, observed with `--all` (nginx and wrk: four records per request) with a 1 MiB
-//! and the default 16 MiB ring buffer. Per step: offered and achieved req/s, records, drops.
+//! and the default 8 MiB ring buffer. Per step: offered and achieved req/s, records, drops.
 //! Then the observer is stopped (SIGSTOP) for 1.5 s under full load with the 1 MiB ring: the
 //! drops must show in its summary (`ringbuf_drops`, and breaks turned into `unknown`).
 
@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use super::app::{Throttle, Wrk};
 use super::parse;
 use super::procs::{Nginx, Observer, signal};
-use super::{Ctx, Row};
+use super::{Ctx, DEFAULT_RING_MIB, Row};
 
 struct Step {
     ring_mib: u32,
@@ -37,7 +37,7 @@ pub fn run(ctx: &Ctx) -> anyhow::Result<(Vec<Row>, Value)> {
     let url = nginx.url();
     let throttle = Throttle::new()?;
     let mut steps = Vec::new();
-    for ring_mib in [1, 16] {
+    for ring_mib in [1, DEFAULT_RING_MIB] {
         for throttled in rates.iter().copied().map(Some).chain([None]) {
             let obs = Observer::start(
                 &ctx.observer,
@@ -78,7 +78,7 @@ pub fn run(ctx: &Ctx) -> anyhow::Result<(Vec<Row>, Value)> {
     drop(nginx);
 
     let mut rows = Vec::new();
-    for ring in [1, 16] {
+    for ring in [1, DEFAULT_RING_MIB] {
         let of: Vec<&Step> = steps.iter().filter(|s| s.ring_mib == ring).collect();
         let max = of.iter().map(|s| s.rps).fold(0.0, f64::max);
         let first = of

@@ -6,9 +6,9 @@
 //! runs twice: memory that stays after the first but does not grow in the second is kept by the
 //! allocator for reuse, growth is a leak.
 //!
-//! VmRSS includes the ring buffer's mapping (the kernel maps its data pages twice, eagerly: 32 MiB
-//! of `RssFile` for the default 16 MiB ring); `RssAnon` is the observer's own memory, sampled
-//! alongside.
+//! VmRSS includes the ring buffer's mapping (the kernel maps its data pages twice, eagerly: 16 MiB
+//! of `RssFile` for the default 8 MiB ring, counted twice but backed once); `RssAnon` is the
+//! observer's own memory, sampled alongside.
 
 use std::process::{Command, Stdio};
 use std::sync::mpsc;

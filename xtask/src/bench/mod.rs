@@ -34,6 +34,9 @@ use crate::{build_observer, is_root, root_dir, run, setup};
 
 pub const ITEMS: &[&str] = &["app", "syscall", "pipeline", "loss", "memory"];
 
+/// The observer's `--ring-buffer-mib` default, which items 1, 4 and 5 run with.
+pub const DEFAULT_RING_MIB: u32 = 8;
+
 #[derive(Debug, Clone, clap::Args)]
 pub struct Options {
     /// Short arms and fewer rounds (for development; the figures are noisier).
