@@ -100,6 +100,13 @@ struct Args {
     /// space drains, records are dropped whatever its size.
     #[arg(long, default_value_t = 8, value_parser = parse_ring_mib)]
     ring_buffer_mib: u32,
+    /// Batch the reader's wake-ups: a record wakes it only if this many ms passed since the last
+    /// one that did (or an eighth of the ring buffer is waiting); the others wait for it, or for
+    /// the 200 ms tick. Less observer CPU at low rates, but more time in the kernel programs at
+    /// high rates (docs/benchmarks.md). 0, the default: every record written while the reader is
+    /// idle wakes it (the kernel's default).
+    #[arg(long, value_name = "MS", default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=200))]
+    wakeup_interval_ms: u64,
 }
 
 fn parse_header(s: &str) -> Result<TraceHeader, String> {
@@ -204,6 +211,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         pids: pids.clone(),
         all: args.all,
         ring_buffer_bytes: args.ring_buffer_mib << 20,
+        wakeup_interval_ns: args.wakeup_interval_ms * 1_000_000,
     };
     let mut capture = Capture::load(&cfg)?;
     let mut reader = RingReader::new(capture.ring()?).context("watching the ring buffer")?;
@@ -299,7 +307,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             }
             _ = tick.tick() => {
                 // Records the kernel wrote without waking the reader (it batches wake-ups,
-                // `capture::loader::WAKEUP_INTERVAL_NS`) wait here at most one tick.
+                // `--wakeup-interval-ms`) wait here at most one tick.
                 while !reader
                     .read_now(DRAIN_BATCH, |r| on_record(r, &mut pipeline, &mut os, &mut records))
                     .1

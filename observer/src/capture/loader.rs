@@ -23,9 +23,8 @@ pub const TRACEPOINTS: &[(&str, &str)] = &[
 
 /// A reader woken by the kernel for every record written while it is idle spends more on
 /// wake-ups than on records at a few thousand records per second. A record wakes it only if
-/// this long has passed since the last record that did ...
-pub const WAKEUP_INTERVAL_NS: u64 = 10_000_000;
-/// ... or if this share of the ring buffer is waiting (a burst).
+/// `CaptureConfig::wakeup_interval_ns` (`--wakeup-interval-ms`, off by default) has passed
+/// since the last record that did, or if this share of the ring buffer is waiting (a burst).
 pub const WAKEUP_RING_FRACTION: u64 = 8;
 
 #[derive(Debug, thiserror::Error)]
@@ -58,6 +57,9 @@ pub struct CaptureConfig {
     pub all: bool,
     /// Ring buffer size in bytes (a power of two multiple of the page size).
     pub ring_buffer_bytes: u32,
+    /// `--wakeup-interval-ms` in ns (see `WAKEUP_RING_FRACTION`); 0 lets every record wake the
+    /// reader.
+    pub wakeup_interval_ns: u64,
 }
 
 /// The loaded and attached kernel side.
@@ -135,7 +137,7 @@ impl Capture {
                 config::EXIT_GROUP_DEAD_OFF,
                 field_offset(&exit, "group_dead").unwrap_or(0),
             )?;
-            set(&mut conf, config::WAKEUP_NS, WAKEUP_INTERVAL_NS)?;
+            set(&mut conf, config::WAKEUP_NS, cfg.wakeup_interval_ns)?;
             set(
                 &mut conf,
                 config::WAKEUP_BYTES,
