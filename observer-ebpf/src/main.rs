@@ -9,7 +9,7 @@
 //!
 //! Flow for the data syscalls (`read`, `readv`, `recvfrom`, `recvmsg`, `write`, `writev`,
 //! `sendto`, `sendmsg`):
-//! 1. `sys_enter`: the process filter runs first (one hash lookup for an unobserved process);
+//! 1. `sys_enter`: the process filter runs first (a bit in `TRACED` for an unobserved process);
 //!    for an observed one the arguments are saved per thread in `ARGS`.
 //! 2. `sys_exit`: once the byte count is known, the first bytes are peeked. Only data that
 //!    starts like an HTTP/1.x request or status line, or continues a head in progress on that
@@ -179,7 +179,7 @@ const BPF_RB_AVAIL_DATA: u64 = 0;
 /// `WAKEUP_BYTES` are waiting; the others wait for that wake-up or for the reader's periodic
 /// drain. With `WAKEUP_NS` 0 every record may wake the reader (the kernel's default).
 #[inline(always)]
-fn wake_flags(now: u64) -> u64 {
+fn wake_flags() -> u64 {
     let interval = config(config::WAKEUP_NS);
     if interval == 0 {
         return 0;
@@ -187,6 +187,7 @@ fn wake_flags(now: u64) -> u64 {
     let Some(last) = LAST_WAKEUP.get_ptr_mut(0) else {
         return 0;
     };
+    let now = unsafe { bpf_ktime_get_ns() };
     // SAFETY: a map value; CPUs may race on it, which only moves a wake-up by one record.
     let due = now.wrapping_sub(unsafe { *last }) >= interval
         || EVENTS.query(BPF_RB_AVAIL_DATA) >= config(config::WAKEUP_BYTES);
@@ -201,8 +202,7 @@ fn wake_flags(now: u64) -> u64 {
 
 #[inline(always)]
 fn emit<T>(record: &T) {
-    let now = unsafe { bpf_ktime_get_ns() };
-    if EVENTS.output::<T>(record, wake_flags(now)).is_ok() {
+    if EVENTS.output::<T>(record, wake_flags()).is_ok() {
         count(stat::LIFECYCLE_RECORDS, 1);
     } else {
         count(stat::RINGBUF_DROPS, 1);
@@ -340,17 +340,15 @@ fn try_exit(ctx: &BtfTracePointContext) -> Result<(), i64> {
         return Ok(());
     };
     // SAFETY: as in `save_args`: only this thread reads and writes its entry.
-    let syscall = unsafe { (*p).syscall };
-    let tail = match syscall {
-        CONSUMED => return Ok(()),
+    let tail = match unsafe { (*p).syscall } {
         sys::READV | sys::WRITEV => tail::IOV,
         sys::RECVMSG | sys::SENDMSG => tail::MSGHDR,
         _ => {
-            // SAFETY: as above.
-            let args = unsafe { *p };
-            unsafe { (*p).syscall = CONSUMED };
+            let Some(args) = consume(p) else {
+                return Ok(());
+            };
             let ret: i64 = ctx.arg(1);
-            return match syscall {
+            return match args.syscall {
                 sys::CONNECT => conn_exit(id, &args, ret, KIND_CONNECT),
                 sys::ACCEPT => conn_exit(id, &args, ret, KIND_ACCEPT),
                 _ => data_exit(id, &args, ret, SHAPE_BUFFER),
@@ -358,10 +356,9 @@ fn try_exit(ctx: &BtfTracePointContext) -> Result<(), i64> {
         }
     };
     // SAFETY: the programs in `EXIT_TAILS` are `sys_exit` programs like this one. On success the
-    // call does not return; it fails only if the slot is empty.
+    // call does not return (the callee consumes the entry); it fails only if the slot is empty.
     unsafe { EXIT_TAILS.tail_call(ctx, tail) };
-    // SAFETY: as above.
-    unsafe { (*p).syscall = CONSUMED };
+    consume(p);
     Ok(())
 }
 
@@ -403,8 +400,14 @@ const CONSUMED: u32 = u32::MAX;
 
 #[inline(always)]
 fn take_args(id: u64) -> Option<SyscallArgs> {
-    let p = ARGS.get_ptr_mut(id)?;
-    // SAFETY: as in `save_args`: only this thread reads and writes its entry.
+    consume(ARGS.get_ptr_mut(id)?)
+}
+
+/// The saved arguments of this thread's syscall, marked consumed; `None` if they already were.
+#[inline(always)]
+fn consume(p: *mut SyscallArgs) -> Option<SyscallArgs> {
+    // SAFETY: an `ARGS` value pointer of this thread: only this thread reads and writes its
+    // entry (see `save_args`).
     let args = unsafe { *p };
     if args.syscall == CONSUMED {
         return None;
@@ -687,9 +690,7 @@ fn data_exit(id: u64, args: &SyscallArgs, ret: i64, shape: u8) -> Result<(), i64
     let size = DATA_HDR + (copied & (2 * HEAD_MAX - 1)) as usize;
     // SAFETY: `size` <= DATA_HDR + HEAD_MAX < SCRATCH_SIZE, inside the per-CPU map value.
     let record = unsafe { core::slice::from_raw_parts(scratch as *const u8, size) };
-    let sent = EVENTS
-        .output::<[u8]>(record, wake_flags(hdr.hdr.ts_ns))
-        .is_ok();
+    let sent = EVENTS.output::<[u8]>(record, wake_flags()).is_ok();
     if sent {
         count(stat::DATA_RECORDS, 1);
         count(stat::DATA_BYTES, u64::from(copied));

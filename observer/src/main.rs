@@ -308,10 +308,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
             _ = tick.tick() => {
                 // Records the kernel wrote without waking the reader (it batches wake-ups,
                 // `--wakeup-interval-ms`) wait here at most one tick.
-                while !reader
-                    .read_now(DRAIN_BATCH, |r| on_record(r, &mut pipeline, &mut os, &mut records))
-                    .1
-                {}
+                if args.wakeup_interval_ms > 0 {
+                    reader.read_all_now(|r| {
+                        on_record(r, &mut pipeline, &mut os, &mut records)
+                    });
+                }
                 pipeline.on_drop_check(capture.counters()?, &mut records);
                 capture.flush_kernel_log();
                 // Pods came or went: processes seen before their pod was known get its metadata.
@@ -356,12 +357,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         }
     }
     // Flush what is pending: the rest of the ring buffer, held breaks, then the summary.
-    while !reader
-        .read_now(DRAIN_BATCH, |r| {
-            on_record(r, &mut pipeline, &mut os, &mut records)
-        })
-        .1
-    {}
+    reader.read_all_now(|r| on_record(r, &mut pipeline, &mut os, &mut records));
     pipeline.on_drop_check(capture.counters()?, &mut records);
     let mut summary = pipeline.summary();
     if let Some(x) = exporter {

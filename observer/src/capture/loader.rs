@@ -1,6 +1,8 @@
 //! Loading the kernel programs, configuring their maps and attaching them.
 
-use aya::maps::{Array, HashMap as BpfHashMap, MapData, PerCpuArray, ProgramArray, RingBuf};
+use aya::maps::{
+    Array, HashMap as BpfHashMap, Map, MapData, MapError, PerCpuArray, ProgramArray, RingBuf,
+};
 use aya::programs::{BtfTracePoint, TracePoint};
 use aya::{Btf, BtfError, Ebpf, EbpfLoader};
 use observer_common::{config, stat, tail};
@@ -111,14 +113,7 @@ impl Capture {
         let fork = read_format("sched", "sched_process_fork")?;
         let exit = read_format("sched", "sched_process_exit")?;
         {
-            let mut conf: Array<&mut MapData, u64> = Array::try_from(
-                ebpf.map_mut("CONFIG")
-                    .ok_or_else(|| LoadError::Missing("CONFIG map".into()))?,
-            )
-            .map_err(|source| LoadError::Map {
-                name: "CONFIG",
-                source,
-            })?;
+            let mut conf: Array<&mut MapData, u64> = map_mut(&mut ebpf, "CONFIG")?;
             let set = |conf: &mut Array<&mut MapData, u64>, k: u32, v: u64| {
                 conf.set(k, v, 0).map_err(|source| LoadError::Map {
                     name: "CONFIG",
@@ -161,15 +156,7 @@ impl Capture {
                 .map_err(|source| LoadError::Program { name, source })?
                 .try_clone()
                 .map_err(|e| LoadError::Missing(format!("a descriptor of {name} ({e})")))?;
-            let map = capture
-                .ebpf
-                .map_mut("EXIT_TAILS")
-                .ok_or_else(|| LoadError::Missing("EXIT_TAILS map".into()))?;
-            let mut tails: ProgramArray<&mut MapData> =
-                ProgramArray::try_from(map).map_err(|source| LoadError::Map {
-                    name: "EXIT_TAILS",
-                    source,
-                })?;
+            let mut tails: ProgramArray<&mut MapData> = map_mut(&mut capture.ebpf, "EXIT_TAILS")?;
             tails.set(slot, &fd, 0).map_err(|source| LoadError::Map {
                 name: "EXIT_TAILS",
                 source,
@@ -216,30 +203,15 @@ impl Capture {
         self.probes
     }
 
-    /// One of the pid sets (`TRACED`, `EXCLUDED`).
-    fn pid_set(
-        &mut self,
-        name: &'static str,
-    ) -> Result<BpfHashMap<&mut MapData, u32, u8>, LoadError> {
-        let map = self
-            .ebpf
-            .map_mut(name)
-            .ok_or_else(|| LoadError::Missing(format!("{name} map")))?;
-        BpfHashMap::try_from(map).map_err(|source| LoadError::Map { name, source })
+    /// The set of processes excluded in `--all` mode.
+    fn excluded(&mut self) -> Result<BpfHashMap<&mut MapData, u32, u8>, LoadError> {
+        map_mut(&mut self.ebpf, "EXCLUDED")
     }
 
     /// Adds processes to the kernel's filter (the `TRACED` bitmap). Only before the programs
     /// are attached: the kernel side then changes the bitmap alone (forks and exits).
     fn add_pids(&mut self, pids: &[u32]) -> Result<(), LoadError> {
-        let map = self
-            .ebpf
-            .map_mut("TRACED")
-            .ok_or_else(|| LoadError::Missing("TRACED map".into()))?;
-        let mut traced: Array<&mut MapData, u64> =
-            Array::try_from(map).map_err(|source| LoadError::Map {
-                name: "TRACED",
-                source,
-            })?;
+        let mut traced: Array<&mut MapData, u64> = map_mut(&mut self.ebpf, "TRACED")?;
         let err = |source| LoadError::Map {
             name: "TRACED",
             source,
@@ -254,7 +226,7 @@ impl Capture {
 
     /// Stops observing processes in `--all` mode (they were filtered out in user space).
     pub fn exclude_pids(&mut self, pids: &[u32]) -> Result<(), LoadError> {
-        let mut excluded = self.pid_set("EXCLUDED")?;
+        let mut excluded = self.excluded()?;
         for &pid in pids {
             excluded
                 .insert(pid, 1, 0)
@@ -268,7 +240,7 @@ impl Capture {
 
     /// Observes again processes excluded before (they exec'd into something the filter admits).
     pub fn include_pids(&mut self, pids: &[u32]) -> Result<(), LoadError> {
-        let mut excluded = self.pid_set("EXCLUDED")?;
+        let mut excluded = self.excluded()?;
         for pid in pids {
             // Already gone is fine.
             let _ = excluded.remove(pid);
@@ -313,6 +285,17 @@ impl Capture {
             read_faults: sum(stat::READ_FAULTS)?,
         })
     }
+}
+
+/// A map of the loaded object, as its typed view.
+fn map_mut<'a, T>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<T, LoadError>
+where
+    T: TryFrom<&'a mut Map, Error = MapError>,
+{
+    let map = ebpf
+        .map_mut(name)
+        .ok_or_else(|| LoadError::Missing(format!("{name} map")))?;
+    T::try_from(map).map_err(|source| LoadError::Map { name, source })
 }
 
 /// The word and bit of `pid` in the `TRACED` bitmap.

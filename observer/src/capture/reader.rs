@@ -37,13 +37,9 @@ impl RingReader {
         Ok(n)
     }
 
-    /// Decodes what is there now, up to `max` records, without waiting. Returns (count, emptied).
-    pub fn read_now(
-        &mut self,
-        max: usize,
-        f: impl FnMut(Result<Event, DecodeError>),
-    ) -> (usize, bool) {
-        drain(self.fd.get_mut(), max, f)
+    /// Decodes everything there is now, without waiting.
+    pub fn read_all_now(&mut self, f: impl FnMut(Result<Event, DecodeError>)) {
+        drain(self.fd.get_mut(), usize::MAX, f);
     }
 }
 

@@ -167,6 +167,16 @@ impl Arm {
             Arm::UnobservedQuick => "unobserved-quick",
         }
     }
+
+    /// The pid the arm's observer is given (`--pid`): the idle process when the loop is
+    /// unobserved, the loop itself when observed; `None` for the arms without an observer.
+    fn observed_pid(self, idle: u32, loop_pid: u32) -> Option<u32> {
+        match self {
+            Arm::None | Arm::NoneQuick | Arm::NoneOther => None,
+            Arm::Unobserved | Arm::Other | Arm::UnobservedQuick => Some(idle),
+            Arm::Observed | Arm::ObservedHttp => Some(loop_pid),
+        }
+    }
 }
 
 /// The loop, started and waiting for its go.
@@ -223,10 +233,8 @@ impl Loop {
 /// Runs one arm; `idle` is the pid the unobserved arm's observer watches.
 fn run_arm(ctx: &Ctx, arm: Arm, iters: u64, idle: u32) -> anyhow::Result<f64> {
     let lp = Loop::start(iters, arm)?;
-    let target = match arm {
-        Arm::None | Arm::NoneQuick | Arm::NoneOther => return Ok(lp.go()?.0),
-        Arm::Unobserved | Arm::Other | Arm::UnobservedQuick => idle,
-        Arm::Observed | Arm::ObservedHttp => lp.pid,
+    let Some(target) = arm.observed_pid(idle, lp.pid) else {
+        return Ok(lp.go()?.0);
     };
     let obs = Observer::start(&ctx.observer, &["--pid".into(), target.to_string()])?;
     let (ns, _) = lp.go()?;
@@ -358,8 +366,8 @@ pub fn run(ctx: &Ctx) -> anyhow::Result<(Vec<Row>, Value)> {
     Ok((rows, v))
 }
 
-/// (run_time_ns, run_cnt) of the programs named like syscall tracepoints, from `bpftool prog
-/// show --json`, for programs held by process `owner`.
+/// (name, run_time_ns, run_cnt) of the programs held by process `owner` (all programs when
+/// bpftool does not list owners), from `bpftool prog show --json`.
 fn prog_stats(owner: u32) -> anyhow::Result<Vec<(String, u64, u64)>> {
     let out = output_within(
         Command::new("bpftool").args(["prog", "show", "--json"]),
@@ -369,7 +377,7 @@ fn prog_stats(owner: u32) -> anyhow::Result<Vec<(String, u64, u64)>> {
     Ok(super::parse::bpf_prog_stats(&v, owner))
 }
 
-/// Programs' mean run time per invocation (ns) for write and read, enter + exit, per arm.
+/// Per arm: the run time of all the observer's programs over the loop, per loop syscall (ns).
 fn bpf_stats(ctx: &Ctx, iters: u64, idle: u32) -> anyhow::Result<Value> {
     const KNOB: &str = "/proc/sys/kernel/bpf_stats_enabled";
     let old = std::fs::read_to_string(KNOB).context(KNOB)?;
@@ -389,10 +397,9 @@ fn bpf_stats(ctx: &Ctx, iters: u64, idle: u32) -> anyhow::Result<Value> {
         Arm::Other,
     ] {
         let lp = Loop::start(iters, arm)?;
-        let target = match arm {
-            Arm::Unobserved | Arm::Other => idle,
-            _ => lp.pid,
-        };
+        let target = arm
+            .observed_pid(idle, lp.pid)
+            .context("an arm with an observer")?;
         let obs = Observer::start(&ctx.observer, &["--pid".into(), target.to_string()])?;
         let before = prog_stats(obs.pid())?;
         let (_, calls) = lp.go()?;
