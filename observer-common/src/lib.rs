@@ -95,12 +95,7 @@ pub mod config {
     /// (they moved between kernel versions); 0 when absent.
     pub const FORK_CHILD_PID_OFF: u32 = 2;
     pub const EXIT_GROUP_DEAD_OFF: u32 = 3;
-    /// A record wakes the ring-buffer reader only if this many nanoseconds passed since the
-    /// last record that did (0: every record may, the kernel's default) ...
-    pub const WAKEUP_NS: u32 = 4;
-    /// ... or if this many bytes are waiting in the ring buffer.
-    pub const WAKEUP_BYTES: u32 = 5;
-    pub const COUNT: u32 = 6;
+    pub const COUNT: u32 = 4;
 }
 
 /// Slots of the `EXIT_TAILS` program array: the exits of the iovec-shaped data syscalls,

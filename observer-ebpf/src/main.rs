@@ -91,10 +91,6 @@ static EVENTS: RingBuf = RingBuf::with_byte_size(16 * 1024 * 1024, 0);
 #[map]
 static EXIT_TAILS: ProgramArray = ProgramArray::with_max_entries(tail::COUNT, 0);
 
-/// When the last record that woke the reader was output (`bpf_ktime_get_ns`), slot 0.
-#[map]
-static LAST_WAKEUP: Array<u64> = Array::with_max_entries(1, 0);
-
 /// Counters, per CPU (`observer_common::stat`).
 #[map]
 static STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(stat::COUNT, 0);
@@ -168,41 +164,9 @@ fn header(kind: u32, id: u64, fd: i32) -> EventHeader {
     }
 }
 
-const BPF_RB_NO_WAKEUP: u64 = 1;
-const BPF_RB_FORCE_WAKEUP: u64 = 2;
-const BPF_RB_AVAIL_DATA: u64 = 0;
-
-/// Ring-buffer output flags that batch the reader's wake-ups. By default the kernel wakes the
-/// reader for every record written while it is idle: at a few thousand records per second that
-/// is a wake-up, an `epoll_wait` and a context switch per handful of records. Instead a record
-/// wakes the reader only if `WAKEUP_NS` have passed since the last one that did, or if
-/// `WAKEUP_BYTES` are waiting; the others wait for that wake-up or for the reader's periodic
-/// drain. With `WAKEUP_NS` 0 every record may wake the reader (the kernel's default).
-#[inline(always)]
-fn wake_flags() -> u64 {
-    let interval = config(config::WAKEUP_NS);
-    if interval == 0 {
-        return 0;
-    }
-    let Some(last) = LAST_WAKEUP.get_ptr_mut(0) else {
-        return 0;
-    };
-    let now = unsafe { bpf_ktime_get_ns() };
-    // SAFETY: a map value; CPUs may race on it, which only moves a wake-up by one record.
-    let due = now.wrapping_sub(unsafe { *last }) >= interval
-        || EVENTS.query(BPF_RB_AVAIL_DATA) >= config(config::WAKEUP_BYTES);
-    if due {
-        // SAFETY: as above.
-        unsafe { *last = now };
-        BPF_RB_FORCE_WAKEUP
-    } else {
-        BPF_RB_NO_WAKEUP
-    }
-}
-
 #[inline(always)]
 fn emit<T>(record: &T) {
-    if EVENTS.output::<T>(record, wake_flags()).is_ok() {
+    if EVENTS.output::<T>(record, 0).is_ok() {
         count(stat::LIFECYCLE_RECORDS, 1);
     } else {
         count(stat::RINGBUF_DROPS, 1);
@@ -690,7 +654,7 @@ fn data_exit(id: u64, args: &SyscallArgs, ret: i64, shape: u8) -> Result<(), i64
     let size = DATA_HDR + (copied & (2 * HEAD_MAX - 1)) as usize;
     // SAFETY: `size` <= DATA_HDR + HEAD_MAX < SCRATCH_SIZE, inside the per-CPU map value.
     let record = unsafe { core::slice::from_raw_parts(scratch as *const u8, size) };
-    let sent = EVENTS.output::<[u8]>(record, wake_flags()).is_ok();
+    let sent = EVENTS.output::<[u8]>(record, 0).is_ok();
     if sent {
         count(stat::DATA_RECORDS, 1);
         count(stat::DATA_BYTES, u64::from(copied));

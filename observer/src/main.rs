@@ -1,6 +1,7 @@
 //! `observer`: the command line. Everything here is the edge (I/O, signals, errors to the user).
 
 use std::io::{IsTerminal, Write};
+use std::os::fd::AsFd;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -100,13 +101,12 @@ struct Args {
     /// space drains, records are dropped whatever its size.
     #[arg(long, default_value_t = 8, value_parser = parse_ring_mib)]
     ring_buffer_mib: u32,
-    /// Batch the reader's wake-ups: a record wakes it only if this many ms passed since the last
-    /// one that did (or an eighth of the ring buffer is waiting); the others wait for it, or for
-    /// the 200 ms tick. Less observer CPU at low rates, but more time in the kernel programs at
-    /// high rates (docs/benchmarks.md). 0, the default: every record written while the reader is
-    /// idle wakes it (the kernel's default).
-    #[arg(long, value_name = "MS", default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=200))]
-    wakeup_interval_ms: u64,
+    /// Read the ring buffer at most every MS ms: after a read that emptied it, the reader waits
+    /// this long, and the records written meanwhile are read together. Below a few thousand
+    /// records per second a wake-up per record costs more than the records (docs/benchmarks.md);
+    /// a busy reader never waits. 0: read each record as soon as the kernel signals it.
+    #[arg(long, value_name = "MS", env = "OBSERVER_READ_INTERVAL_MS", default_value_t = 5, value_parser = clap::value_parser!(u64).range(0..=100))]
+    read_interval_ms: u64,
 }
 
 fn parse_header(s: &str) -> Result<TraceHeader, String> {
@@ -141,8 +141,10 @@ fn wall_offset_ns() -> anyhow::Result<i128> {
     Ok(ns(real) - ns(mono))
 }
 
+/// Records on stdout, written straight to its fd (no `Stdout` lock or line buffering): one
+/// `write` per drained batch.
 struct Sink {
-    out: std::io::BufWriter<std::io::Stdout>,
+    out: std::io::BufWriter<std::fs::File>,
     format: Format,
     colour: bool,
     /// `--no-spans`: spans are not printed (they still go to OTLP).
@@ -182,6 +184,9 @@ async fn kubernetes(node: Option<&str>) -> anyhow::Result<SharedIndex> {
     Ok(index)
 }
 
+/// Bytes of rendered records buffered before a write to stdout.
+const SINK_BUFFER: usize = 64 << 10;
+
 /// Records drained from the ring buffer before other work (signals, drop checks) gets a turn.
 const DRAIN_BATCH: usize = 8192;
 
@@ -211,7 +216,6 @@ async fn run(args: Args) -> anyhow::Result<()> {
         pids: pids.clone(),
         all: args.all,
         ring_buffer_bytes: args.ring_buffer_mib << 20,
-        wakeup_interval_ns: args.wakeup_interval_ms * 1_000_000,
     };
     let mut capture = Capture::load(&cfg)?;
     let mut reader = RingReader::new(capture.ring()?).context("watching the ring buffer")?;
@@ -257,7 +261,15 @@ async fn run(args: Args) -> anyhow::Result<()> {
         Exporter::start(cfg, host)
     });
     let mut sink = Sink {
-        out: std::io::BufWriter::new(std::io::stdout()),
+        out: std::io::BufWriter::with_capacity(
+            SINK_BUFFER,
+            std::fs::File::from(
+                std::io::stdout()
+                    .as_fd()
+                    .try_clone_to_owned()
+                    .context("duplicating stdout")?,
+            ),
+        ),
         colour: args.output == Format::Pretty && std::io::stdout().is_terminal(),
         format: args.output,
         spans: !args.no_spans,
@@ -300,19 +312,25 @@ async fn run(args: Args) -> anyhow::Result<()> {
         }
     };
 
+    let read_interval = Duration::from_millis(args.read_interval_ms);
+    let mut next_read = tokio::time::Instant::now();
     loop {
+        let read = async {
+            tokio::time::sleep_until(next_read).await;
+            reader
+                .read(DRAIN_BATCH, |r| {
+                    on_record(r, &mut pipeline, &mut os, &mut records)
+                })
+                .await
+        };
         tokio::select! {
-            read = reader.read(DRAIN_BATCH, |r| on_record(r, &mut pipeline, &mut os, &mut records)) => {
-                read.context("reading the ring buffer")?;
+            read = read => {
+                let drained = read.context("reading the ring buffer")?;
+                if drained.empty && !read_interval.is_zero() {
+                    next_read = tokio::time::Instant::now() + read_interval;
+                }
             }
             _ = tick.tick() => {
-                // Records the kernel wrote without waking the reader (it batches wake-ups,
-                // `--wakeup-interval-ms`) wait here at most one tick.
-                if args.wakeup_interval_ms > 0 {
-                    reader.read_all_now(|r| {
-                        on_record(r, &mut pipeline, &mut os, &mut records)
-                    });
-                }
                 pipeline.on_drop_check(capture.counters()?, &mut records);
                 capture.flush_kernel_log();
                 // Pods came or went: processes seen before their pod was known get its metadata.

@@ -23,12 +23,6 @@ pub const TRACEPOINTS: &[(&str, &str)] = &[
     ("sched", "sched_process_exec"),
 ];
 
-/// A reader woken by the kernel for every record written while it is idle spends more on
-/// wake-ups than on records at a few thousand records per second. A record wakes it only if
-/// `CaptureConfig::wakeup_interval_ns` (`--wakeup-interval-ms`, off by default) has passed
-/// since the last record that did, or if this share of the ring buffer is waiting (a burst).
-pub const WAKEUP_RING_FRACTION: u64 = 8;
-
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     #[error("loading the eBPF programs failed: {0}")]
@@ -59,9 +53,6 @@ pub struct CaptureConfig {
     pub all: bool,
     /// Ring buffer size in bytes (a power of two multiple of the page size).
     pub ring_buffer_bytes: u32,
-    /// `--wakeup-interval-ms` in ns (see `WAKEUP_RING_FRACTION`); 0 lets every record wake the
-    /// reader.
-    pub wakeup_interval_ns: u64,
 }
 
 /// The loaded and attached kernel side.
@@ -131,12 +122,6 @@ impl Capture {
                 &mut conf,
                 config::EXIT_GROUP_DEAD_OFF,
                 field_offset(&exit, "group_dead").unwrap_or(0),
-            )?;
-            set(&mut conf, config::WAKEUP_NS, cfg.wakeup_interval_ns)?;
-            set(
-                &mut conf,
-                config::WAKEUP_BYTES,
-                u64::from(cfg.ring_buffer_bytes) / WAKEUP_RING_FRACTION,
             )?;
         }
         let mut capture = Capture {

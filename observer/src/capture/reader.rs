@@ -9,6 +9,14 @@ use tokio::io::unix::AsyncFd;
 
 use super::record::{self, DecodeError, Event};
 
+/// What one `RingReader::read` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Drained {
+    pub records: usize,
+    /// The ring buffer was empty when it stopped (else it stopped at `max`).
+    pub empty: bool,
+}
+
 pub struct RingReader {
     fd: AsyncFd<RingBuf<MapData>>,
 }
@@ -22,19 +30,19 @@ impl RingReader {
         Ok(RingReader { fd })
     }
 
-    /// Waits until records are available, then decodes up to `max` of them. Returns how many
-    /// were read; readiness is kept when records remain, so the next call does not wait.
+    /// Waits until records are available, then decodes up to `max` of them. Readiness is kept
+    /// when records remain, so the next call does not wait.
     pub async fn read(
         &mut self,
         max: usize,
         f: impl FnMut(Result<Event, DecodeError>),
-    ) -> std::io::Result<usize> {
+    ) -> std::io::Result<Drained> {
         let mut guard = self.fd.readable_mut().await?;
-        let (n, empty) = drain(guard.get_inner_mut(), max, f);
+        let (records, empty) = drain(guard.get_inner_mut(), max, f);
         if empty {
             guard.clear_ready();
         }
-        Ok(n)
+        Ok(Drained { records, empty })
     }
 
     /// Decodes everything there is now, without waiting.
