@@ -26,7 +26,9 @@ use std::sync::Arc;
 
 use bytes::{Buf, BytesMut};
 
-use super::head::{self, Body, Head, HeadError, ParseOptions, Parsed, RequestHead, ResponseHead};
+use super::head::{
+    self, Body, Head, HeadError, ParseOptions, Parsed, RequestHead, ResponseHead, TextCache,
+};
 use super::table::{ConnTable, EvictionStats, LastUse, Limits};
 use crate::capture::record::{Connection, Data, Direction, Event, Origin};
 
@@ -219,6 +221,8 @@ pub struct Tracker {
     next_serial: u64,
     next_seq: u64,
     opts: ParseOptions,
+    /// Host and User-Agent texts shared between heads.
+    texts: TextCache,
     stats: TrackerStats,
 }
 
@@ -484,7 +488,7 @@ impl Tracker {
                 Direction::Egress => &mut conn.egress,
             };
             let Some(first) = asm.first else { return };
-            match head::parse(&asm.buf, self.opts) {
+            match head::parse_with(&asm.buf, self.opts, &mut self.texts) {
                 Parsed::Complete { head, len } => {
                     asm.buf.advance(len);
                     let body = match &head {
