@@ -7,7 +7,16 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use crate::k8s::K8sMeta;
-use crate::text::SharedStr;
+use crate::text::{SharedStr, SmallStr};
+
+/// A trace id's text (16 or 32 hex digits), kept inline.
+pub type TraceIdText = SmallStr<32>;
+/// A span id's text (16 hex digits), kept inline.
+pub type SpanIdText = SmallStr<16>;
+/// An RFC 3339 timestamp (27 bytes until the year 9999), kept inline.
+pub type TimeText = SmallStr<32>;
+/// A peer address's text: inline for any IPv4 and most IPv6 ones.
+pub type PeerText = SmallStr<48>;
 
 /// What is known of an observed process, for OTLP resources.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -39,12 +48,12 @@ pub struct SpanRecord {
     pub path: Option<SharedStr>,
     pub host: Option<SharedStr>,
     pub status: u16,
-    pub peer: Option<String>,
-    pub trace_id: Option<String>,
-    pub span_id: String,
-    pub parent_span_id: Option<String>,
+    pub peer: Option<PeerText>,
+    pub trace_id: Option<TraceIdText>,
+    pub span_id: SpanIdText,
+    pub parent_span_id: Option<SpanIdText>,
     /// RFC 3339 with microseconds.
-    pub start: String,
+    pub start: TimeText,
     pub duration_ms: f64,
     /// Client spans: how the request was attributed to an inbound one (absent: background).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -69,8 +78,8 @@ pub struct SpanRecord {
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct BreakInbound {
-    pub trace_id: Option<String>,
-    pub span_id: Option<String>,
+    pub trace_id: Option<TraceIdText>,
+    pub span_id: Option<SpanIdText>,
     pub method: Option<String>,
     pub path: Option<String>,
 }
@@ -80,8 +89,8 @@ pub struct BreakOutbound {
     pub method: SharedStr,
     pub path: SharedStr,
     pub host: Option<SharedStr>,
-    pub peer: Option<String>,
-    pub trace_id: Option<String>,
+    pub peer: Option<PeerText>,
+    pub trace_id: Option<TraceIdText>,
 }
 
 /// An outbound request that did not carry the trace context of the inbound request it serves.
@@ -95,7 +104,7 @@ pub struct BreakRecord {
     pub inbound: BreakInbound,
     pub outbound: BreakOutbound,
     pub missing: Vec<&'static str>,
-    pub time: String,
+    pub time: TimeText,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cgroup: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -104,7 +113,7 @@ pub struct BreakRecord {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub k8s: Option<K8sMeta>,
     #[serde(skip)]
-    pub server_span_id: Option<String>,
+    pub server_span_id: Option<SpanIdText>,
     #[serde(skip)]
     pub process: std::sync::Arc<ProcessMeta>,
     #[serde(skip)]
@@ -267,7 +276,7 @@ fn pretty(record: &Record, colour: bool) -> String {
                 b.outbound.path
             );
             if let Some(peer) = &b.outbound.peer
-                && host.is_some_and(|h| h != peer)
+                && host.is_some_and(|h| h != peer.as_str())
             {
                 let _ = write!(dest, " ({peer})");
             }
@@ -310,20 +319,168 @@ fn pretty(record: &Record, colour: bool) -> String {
     }
 }
 
-/// RFC 3339 UTC with microseconds from Unix nanoseconds.
-pub fn rfc3339(unix_ns: u64) -> String {
-    let t = std::time::UNIX_EPOCH + std::time::Duration::from_nanos(unix_ns);
-    // `2023-11-14T22:13:20.123456Z`; years past 9999 only grow it.
-    displayed(27, humantime::format_rfc3339_micros(t))
+/// RFC 3339 UTC with microseconds from Unix nanoseconds (`2023-11-14T22:13:20.123456Z`, the
+/// fraction truncated), as `humantime::format_rfc3339_micros` writes it.
+pub fn rfc3339(unix_ns: u64) -> TimeText {
+    const NS: u64 = 1_000_000_000;
+    let secs = unix_ns / NS;
+    let micros = (unix_ns % NS) / 1000;
+    let (days, day_secs) = (secs / 86_400, secs % 86_400);
+    let (year, month, day) = civil_date(days);
+    if year > 9999 {
+        // Out of reach of u64 nanoseconds (they end in 2554); kept for safety.
+        let t = std::time::UNIX_EPOCH + std::time::Duration::from_nanos(unix_ns);
+        return TimeText::display(humantime::format_rfc3339_micros(t));
+    }
+    let mut b = *b"0000-00-00T00:00:00.000000Z";
+    put_digits(&mut b[0..4], year);
+    put_digits(&mut b[5..7], month);
+    put_digits(&mut b[8..10], day);
+    put_digits(&mut b[11..13], day_secs / 3600);
+    put_digits(&mut b[14..16], day_secs / 60 % 60);
+    put_digits(&mut b[17..19], day_secs % 60);
+    put_digits(&mut b[20..26], micros);
+    // ASCII digits and punctuation only.
+    TimeText::from(std::str::from_utf8(&b).unwrap_or_default())
 }
 
-/// `v` as text, in one allocation of `capacity` bytes when it fits (`to_string` grows its buffer
-/// as the text comes, several allocations for a short text).
-pub fn displayed(capacity: usize, v: impl std::fmt::Display) -> String {
-    let mut s = String::with_capacity(capacity);
-    let _ = write!(s, "{v}");
-    s
+/// (year, month 1..=12, day 1..=31) of the proleptic Gregorian calendar `days` days after
+/// 1970-01-01: counted in 400-year eras (146097 days) from 0000-03-01, so that a leap day is
+/// the last day of its year.
+fn civil_date(days: u64) -> (u64, u64, u64) {
+    let z = days + 719_468; // 0000-03-01 to 1970-01-01
+    let era = z / 146_097;
+    let day_of_era = z % 146_097;
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_from_march = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * month_from_march + 2) / 5 + 1;
+    let month = if month_from_march < 10 {
+        month_from_march + 3
+    } else {
+        month_from_march - 9
+    };
+    let year = era * 400 + year_of_era + u64::from(month <= 2);
+    (year, month, day)
 }
 
-/// Capacity for the text of a peer address: any IPv4 one fits (`255.255.255.255:65535`).
-pub const PEER_TEXT: usize = 21;
+/// Writes the low `out.len()` decimal digits of `v`, zero-padded.
+fn put_digits(out: &mut [u8], mut v: u64) {
+    for d in out.iter_mut().rev() {
+        *d = b'0' + (v % 10) as u8;
+        v /= 10;
+    }
+}
+
+/// A peer address as text (`SocketAddr`'s `Display`), IPv4 ones without `core::fmt`.
+pub fn peer_text(addr: std::net::SocketAddr) -> PeerText {
+    let std::net::SocketAddr::V4(v4) = addr else {
+        return PeerText::display(addr);
+    };
+    // `255.255.255.255:65535`
+    let mut b = [0u8; 21];
+    let mut n = 0;
+    for (i, octet) in v4.ip().octets().into_iter().enumerate() {
+        if i > 0 {
+            b[n] = b'.';
+            n += 1;
+        }
+        n += put_decimal(&mut b[n..], u64::from(octet));
+    }
+    b[n] = b':';
+    n += 1;
+    n += put_decimal(&mut b[n..], u64::from(v4.port()));
+    // ASCII digits and punctuation only.
+    PeerText::from(std::str::from_utf8(&b[..n]).unwrap_or_default())
+}
+
+/// Writes `v` in decimal at the start of `out` (which has room for it), returns its length.
+fn put_decimal(out: &mut [u8], v: u64) -> usize {
+    let mut len = 1;
+    let mut rest = v / 10;
+    while rest > 0 {
+        len += 1;
+        rest /= 10;
+    }
+    if let Some(digits) = out.get_mut(..len) {
+        put_digits(digits, v);
+    }
+    len
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::SocketAddr;
+
+    fn humantime_rfc3339(unix_ns: u64) -> String {
+        let t = std::time::UNIX_EPOCH + std::time::Duration::from_nanos(unix_ns);
+        humantime::format_rfc3339_micros(t).to_string()
+    }
+
+    #[test]
+    fn rfc3339_matches_humantime() {
+        const DAY: u64 = 86_400 * 1_000_000_000;
+        let mut cases = vec![
+            0,
+            1,
+            999,
+            1_000,
+            999_999_999,
+            1_000_000_000,
+            1_700_000_000_123_456_789,
+            u64::MAX,
+            u64::MAX - 1_000,
+        ];
+        // Every day from 1970 to 2554 (leap years, centuries, 2000 and 2400), at its first and
+        // last nanosecond.
+        let mut d = 0u64;
+        while let Some(start) = d.checked_mul(DAY) {
+            cases.push(start);
+            if let Some(end) = start.checked_add(DAY - 1) {
+                cases.push(end);
+            }
+            d += 1;
+        }
+        // Times within a day.
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        for _ in 0..10_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            cases.push(x);
+        }
+        for ns in cases {
+            assert_eq!(rfc3339(ns), humantime_rfc3339(ns), "{ns}");
+        }
+        assert!(rfc3339(u64::MAX).is_inline());
+    }
+
+    #[test]
+    fn peer_text_matches_display() {
+        let mut addrs: Vec<SocketAddr> = vec![
+            "0.0.0.0:0".parse().unwrap(),
+            "255.255.255.255:65535".parse().unwrap(),
+            "10.0.0.7:30010".parse().unwrap(),
+            "1.22.100.9:8".parse().unwrap(),
+            "[::1]:8080".parse().unwrap(),
+            "[::ffff:10.0.0.1]:80".parse().unwrap(),
+            "[2001:db8:1234:5678:9abc:def0:1234:5678%4294967295]:65535"
+                .parse()
+                .unwrap(),
+        ];
+        for (a, b, port) in [
+            (0u8, 9u8, 1u16),
+            (10, 99, 10),
+            (100, 199, 100),
+            (200, 255, 9999),
+        ] {
+            addrs.push(SocketAddr::from(([a, b, b, a], port)));
+            addrs.push(SocketAddr::from(([b, a, 0, 1], port * 6)));
+        }
+        for a in addrs {
+            assert_eq!(peer_text(a), a.to_string());
+        }
+    }
+}

@@ -11,8 +11,8 @@ use crate::http::head::ParseOptions;
 use crate::http::table::Limits;
 use crate::http::tracker::{HttpEvent, Role, SocketLookup, Tracker, TrackerStats};
 use crate::output::{
-    BreakCounts, BreakInbound, BreakOutbound, BreakRecord, CaptureCounts, PEER_TEXT, ProcessMeta,
-    Record, SpanRecord, SummaryRecord, displayed, rfc3339,
+    BreakCounts, BreakInbound, BreakOutbound, BreakRecord, CaptureCounts, ProcessMeta, Record,
+    SpanIdText, SpanRecord, SummaryRecord, TraceIdText, peer_text, rfc3339,
 };
 use crate::text::SharedStr;
 use crate::tracectx::SpanId;
@@ -393,10 +393,10 @@ impl Pipeline {
             path: head.map(|h| h.path.clone()),
             host: head.and_then(|h| h.host.clone()),
             status: x.response.status,
-            peer: r.peer.map(|p| displayed(PEER_TEXT, p)),
-            trace_id: s.trace_id.as_ref().map(|t| t.as_wire().to_owned()),
-            span_id: s.span_id.to_hex(),
-            parent_span_id: s.parent_span_id.map(SpanId::to_hex),
+            peer: r.peer.map(peer_text),
+            trace_id: s.trace_id.as_ref().map(|t| TraceIdText::from(t.as_wire())),
+            span_id: span_text(s.span_id),
+            parent_span_id: s.parent_span_id.map(span_text),
             start: rfc3339(start),
             duration_ms: (end - start) as f64 / 1e6,
             attribution: s.attribution.map(|a| a.as_str()),
@@ -423,8 +423,12 @@ impl Pipeline {
             tid: o.origin.tid,
             service,
             inbound: BreakInbound {
-                trace_id: b.inbound.trace_id.as_ref().map(|t| t.as_wire().to_owned()),
-                span_id: b.inbound.span_id.map(SpanId::to_hex),
+                trace_id: b
+                    .inbound
+                    .trace_id
+                    .as_ref()
+                    .map(|t| TraceIdText::from(t.as_wire())),
+                span_id: b.inbound.span_id.map(span_text),
                 method: b.inbound.method.clone(),
                 path: b.inbound.path.clone(),
             },
@@ -432,14 +436,14 @@ impl Pipeline {
                 method: head.map(|h| h.method.clone()).unwrap_or_default(),
                 path: head.map(|h| h.path.clone()).unwrap_or_default(),
                 host: head.and_then(|h| h.host.clone()),
-                peer: o.peer.map(|p| displayed(PEER_TEXT, p)),
+                peer: o.peer.map(peer_text),
                 trace_id: head
                     .and_then(|h| h.trace.primary())
-                    .map(|c| c.trace_id.as_wire().to_owned()),
+                    .map(|c| TraceIdText::from(c.trace_id.as_wire())),
             },
             missing: b.missing.iter().map(|h| h.name()).collect(),
             time: rfc3339(time),
-            server_span_id: b.server_span_id.map(SpanId::to_hex),
+            server_span_id: b.server_span_id.map(span_text),
             cgroup: process.cgroup.clone(),
             container_id: process.container_id.clone(),
             k8s: process.k8s.clone(),
@@ -447,4 +451,10 @@ impl Pipeline {
             time_unix_ns: time,
         }
     }
+}
+
+/// A span id's 16 hex digits, inline.
+fn span_text(id: SpanId) -> SpanIdText {
+    // Hex digits only: always UTF-8.
+    SpanIdText::from(std::str::from_utf8(&id.hex()).unwrap_or_default())
 }

@@ -143,8 +143,24 @@ impl TraceHeader {
     /// Looks a header name up, ASCII case-insensitively. No whitespace is
     /// trimmed.
     pub fn from_name(name: &str) -> Option<Self> {
-        TraceHeader::ALL
-            .into_iter()
+        use TraceHeader::*;
+        // Most header names are not trace headers: rejected by their first letter and length
+        // before any comparison (every trace header begins with `x`, `b` or `t`).
+        let first = name.as_bytes().first()?.to_ascii_lowercase();
+        if !matches!(first, b'x' | b'b' | b't') {
+            return None;
+        }
+        let same_length: &[TraceHeader] = match name.len() {
+            2 => &[B3Single],
+            10 => &[B3Flags, Tracestate],
+            11 => &[B3SpanId, Traceparent],
+            12 => &[B3TraceId, B3Sampled, RequestId],
+            17 => &[B3ParentSpanId, OtSpanContext],
+            _ => return None,
+        };
+        same_length
+            .iter()
+            .copied()
             .find(|h| h.name().eq_ignore_ascii_case(name))
     }
 
@@ -334,17 +350,28 @@ impl SpanId {
 impl SpanId {
     /// The 16 lower-case hex digits, as `to_string` gives them, in one allocation.
     pub fn to_hex(self) -> String {
-        hex_digits(u128::from(self.0), 16)
+        let digits = self.hex();
+        let mut s = String::with_capacity(digits.len());
+        s.extend(digits.iter().map(|&b| char::from(b)));
+        s
+    }
+
+    /// The 16 lower-case hex digits (ASCII), without allocating.
+    pub fn hex(self) -> [u8; 16] {
+        hex_digits(self.0)
     }
 }
 
-/// The `n` low hex digits of `v`, lower case.
-fn hex_digits(v: u128, n: usize) -> String {
+/// The `N` low hex digits of `v`, lower case, most significant first.
+pub(crate) fn hex_digits<const N: usize>(v: u64) -> [u8; N] {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    (0..n)
-        .rev()
-        .map(|i| char::from(DIGITS[((v >> (4 * i)) & 0xf) as usize]))
-        .collect()
+    let mut out = [b'0'; N];
+    let mut v = v;
+    for d in out.iter_mut().rev() {
+        *d = DIGITS[(v & 0xf) as usize];
+        v >>= 4;
+    }
+    out
 }
 
 impl fmt::Display for SpanId {
@@ -849,6 +876,60 @@ mod tests {
         assert_eq!(TraceHeader::from_name(" b3"), None);
         assert_eq!(TraceHeader::from_name(""), None);
         assert_eq!(TraceHeader::from_name("x-b3-traceid\0"), None);
+    }
+
+    /// The fast reject by first letter and length finds exactly what a scan of every name does.
+    #[test]
+    fn header_name_lookup_agrees_with_a_full_scan() {
+        let scan = |n: &str| {
+            TraceHeader::ALL
+                .into_iter()
+                .find(|h| h.name().eq_ignore_ascii_case(n))
+        };
+        let mut names: Vec<String> = vec![
+            "".into(),
+            "x".into(),
+            "b".into(),
+            "t".into(),
+            "host".into(),
+            "user-agent".into(),
+            "x-forwarded-for".into(),
+            "traceparentx".into(),
+            "é3".into(),
+        ];
+        for h in TraceHeader::ALL {
+            let n = h.name();
+            names.push(n.to_owned());
+            names.push(n.to_ascii_uppercase());
+            names.push(format!("{n}x"));
+            names.push(n[1..].to_owned());
+            names.push(n[..n.len() - 1].to_owned());
+            for i in 0..n.len() {
+                let mut b = n.as_bytes().to_vec();
+                b[i] = b'z';
+                names.push(String::from_utf8(b).unwrap());
+                let mut b = n.as_bytes().to_vec();
+                b[i] ^= 0x20;
+                names.push(String::from_utf8_lossy(&b).into_owned());
+            }
+        }
+        for n in &names {
+            assert_eq!(TraceHeader::from_name(n), scan(n), "{n:?}");
+        }
+    }
+
+    #[test]
+    fn hex_digits_are_lower_case_and_zero_padded() {
+        assert_eq!(&hex_digits::<16>(0), b"0000000000000000");
+        assert_eq!(&hex_digits::<16>(1), b"0000000000000001");
+        assert_eq!(&hex_digits::<16>(u64::MAX), b"ffffffffffffffff");
+        assert_eq!(&hex_digits::<16>(0xa2fb4a1d1a96d312), b"a2fb4a1d1a96d312");
+        assert_eq!(&hex_digits::<4>(0xabcdef), b"cdef");
+        for v in [1u64, 0xf0, 0x00f067aa0ba902b7, 1 << 63, u64::MAX - 1] {
+            let s = SpanId::new(v).unwrap();
+            assert_eq!(s.to_hex(), format!("{v:016x}"));
+            assert_eq!(s.hex(), *format!("{v:016x}").as_bytes());
+        }
     }
 
     #[test]

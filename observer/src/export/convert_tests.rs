@@ -30,7 +30,7 @@ fn span_rec(pid: u32, kind: &'static str, status: u16, span_id: &str) -> SpanRec
         trace_id: Some("4bf92f3577b34da6a3ce929d0e0e4736".into()),
         span_id: span_id.into(),
         parent_span_id: Some("00f067aa0ba902b7".into()),
-        start: String::new(),
+        start: Default::default(),
         duration_ms: 1.0,
         attribution: if kind == "client" {
             Some("thread")
@@ -68,7 +68,7 @@ fn break_rec(pid: u32, server_span: &str) -> BreakRecord {
             trace_id: None,
         },
         missing: vec!["traceparent", "tracestate"],
-        time: String::new(),
+        time: Default::default(),
         server_span_id: Some(server_span.into()),
         cgroup: None,
         container_id: None,

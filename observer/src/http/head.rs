@@ -6,6 +6,8 @@
 
 use std::borrow::Cow;
 
+use foldhash::HashSet;
+
 use crate::text::SharedStr;
 use crate::tracectx::TraceContext;
 
@@ -84,8 +86,42 @@ pub struct ParseOptions {
     pub keep_query: bool,
 }
 
+/// Host and User-Agent texts of recent heads, shared by the heads that carry the same value: a
+/// service sees few distinct ones, and each head would otherwise allocate its own copy. At most
+/// [`TEXT_CACHE`] texts (of at most [`MAX_TEXT`] bytes); it starts over when full.
+#[derive(Debug, Default)]
+pub struct TextCache {
+    texts: HashSet<SharedStr>,
+}
+
+/// Most texts a [`TextCache`] holds.
+pub const TEXT_CACHE: usize = 128;
+
+impl TextCache {
+    /// [`text`], shared with an earlier head when it carried the same value.
+    fn text(&mut self, value: &[u8]) -> SharedStr {
+        let Some(s) = printable_text(value) else {
+            return text(value);
+        };
+        if let Some(known) = self.texts.get(s) {
+            return known.clone();
+        }
+        let new = SharedStr::from(s);
+        if self.texts.len() >= TEXT_CACHE {
+            self.texts.clear();
+        }
+        self.texts.insert(new.clone());
+        new
+    }
+}
+
 /// Parses the head at the start of `buf`.
 pub fn parse(buf: &[u8], opts: ParseOptions) -> Parsed {
+    parse_with(buf, opts, &mut TextCache::default())
+}
+
+/// [`parse`], sharing Host and User-Agent texts through `cache`.
+pub fn parse_with(buf: &[u8], opts: ParseOptions, cache: &mut TextCache) -> Parsed {
     // Left uninitialised: httparse fills what it uses (zeroing 256 headers costs more than most
     // parses).
     let mut headers = [const { std::mem::MaybeUninit::uninit() }; MAX_HEADERS];
@@ -126,9 +162,9 @@ pub fn parse(buf: &[u8], opts: ParseOptions) -> Parsed {
                 let mut user_agent = None;
                 for h in req.headers.iter() {
                     if h.name.eq_ignore_ascii_case("host") && host.is_none() {
-                        host = Some(text(h.value));
+                        host = Some(cache.text(h.value));
                     } else if h.name.eq_ignore_ascii_case("user-agent") && user_agent.is_none() {
-                        user_agent = Some(text(h.value));
+                        user_agent = Some(cache.text(h.value));
                     }
                 }
                 let trace =
@@ -234,16 +270,25 @@ pub fn chunked_len(buf: &[u8]) -> Option<usize> {
     }
 }
 
+/// The header text of `value` when it needs no cleaning (see [`text`]).
+fn printable_text(value: &[u8]) -> Option<&str> {
+    let value = value.trim_ascii();
+    let value = &value[..value.len().min(MAX_TEXT)];
+    if value.iter().all(|b| (0x20..0x7f).contains(b)) {
+        std::str::from_utf8(value).ok()
+    } else {
+        None
+    }
+}
+
 /// Header text for output: printable ASCII only (others become `?`), at most `MAX_TEXT` bytes.
 fn text(value: &[u8]) -> SharedStr {
+    if let Some(s) = printable_text(value) {
+        return SharedStr::from(s);
+    }
     let value = value.trim_ascii();
     let value = &value[..value.len().min(MAX_TEXT)];
     let printable = |b: &u8| (0x20..0x7f).contains(b);
-    if value.iter().all(printable)
-        && let Ok(s) = std::str::from_utf8(value)
-    {
-        return SharedStr::from(s);
-    }
     let cleaned: String = value
         .iter()
         .map(|b| if printable(b) { char::from(*b) } else { '?' })
@@ -462,6 +507,37 @@ mod tests {
         assert_eq!(r.host.as_deref(), Some("a?b"));
         assert_eq!(r.path.len(), MAX_PATH + 3);
         assert!(r.path.ends_with("..."));
+    }
+
+    #[test]
+    fn text_cache_shares_equal_texts_and_gives_what_text_gives() {
+        let mut cache = TextCache::default();
+        let values: [&[u8]; 6] = [
+            b"svc:8080",
+            b"  svc:8080 ",
+            b"curl/8",
+            b"a\tb",
+            b"caf\xc3\xa9",
+            b"",
+        ];
+        for _ in 0..2 {
+            for v in values {
+                assert_eq!(cache.text(v), text(v), "{v:?}");
+            }
+        }
+        assert!(std::ptr::eq(
+            cache.text(b"svc:8080").as_str(),
+            cache.text(b" svc:8080").as_str()
+        ));
+        // Bounded: it starts over when full, and still answers the same.
+        for i in 0..3 * TEXT_CACHE {
+            let v = format!("host-{i}");
+            assert_eq!(cache.text(v.as_bytes()), v.as_str());
+            assert!(cache.texts.len() <= TEXT_CACHE);
+        }
+        let long = vec![b'h'; 2 * MAX_TEXT];
+        assert_eq!(cache.text(&long), text(&long));
+        assert_eq!(cache.text(&long).len(), MAX_TEXT);
     }
 
     #[test]

@@ -24,9 +24,11 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use bytes::BytesMut;
+use bytes::{Buf, BytesMut};
 
-use super::head::{self, Body, Head, HeadError, ParseOptions, Parsed, RequestHead, ResponseHead};
+use super::head::{
+    self, Body, Head, HeadError, ParseOptions, Parsed, RequestHead, ResponseHead, TextCache,
+};
 use super::table::{ConnTable, EvictionStats, LastUse, Limits};
 use crate::capture::record::{Connection, Data, Direction, Event, Origin};
 
@@ -219,6 +221,8 @@ pub struct Tracker {
     next_serial: u64,
     next_seq: u64,
     opts: ParseOptions,
+    /// Host and User-Agent texts shared between heads.
+    texts: TextCache,
     stats: TrackerStats,
 }
 
@@ -484,9 +488,9 @@ impl Tracker {
                 Direction::Egress => &mut conn.egress,
             };
             let Some(first) = asm.first else { return };
-            match head::parse(&asm.buf, self.opts) {
+            match head::parse_with(&asm.buf, self.opts, &mut self.texts) {
                 Parsed::Complete { head, len } => {
-                    let _ = asm.buf.split_to(len);
+                    asm.buf.advance(len);
                     let body = match &head {
                         Head::Request(r) => r.body,
                         // The response to HEAD has no body, whatever its framing headers say.
@@ -502,7 +506,7 @@ impl Tracker {
                     match body {
                         Body::Length(n) => {
                             let here = n.min(asm.buf.len() as u64);
-                            let _ = asm.buf.split_to(here as usize);
+                            asm.buf.advance(here as usize);
                             asm.skip = n - here;
                         }
                         Body::Chunked => {
@@ -510,7 +514,7 @@ impl Tracker {
                             // follow), else the rest is body.
                             match head::chunked_len(&asm.buf) {
                                 Some(n) => {
-                                    let _ = asm.buf.split_to(n);
+                                    asm.buf.advance(n);
                                 }
                                 None => asm.buf.clear(),
                             }
