@@ -480,7 +480,7 @@ impl Checker {
             Record::Span(s) => {
                 assert!(nonzero_hex(&s.span_id, &[16]), "span id {}", s.span_id);
                 assert!(
-                    self.span_ids.insert(s.span_id.clone()),
+                    self.span_ids.insert(s.span_id.to_string()),
                     "span id {} emitted twice",
                     s.span_id
                 );

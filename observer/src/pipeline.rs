@@ -12,9 +12,9 @@ use crate::http::table::Limits;
 use crate::http::tracker::{HttpEvent, Role, SocketLookup, Tracker, TrackerStats};
 use crate::output::{
     BreakCounts, BreakInbound, BreakOutbound, BreakRecord, CaptureCounts, ProcessMeta, Record,
-    SpanIdText, SpanRecord, SummaryRecord, TraceIdText, peer_text, rfc3339,
+    SpanIdText, SpanRecord, SummaryRecord, peer_text, rfc3339,
 };
-use crate::text::SharedStr;
+use crate::text::{SharedStr, inline_str};
 use crate::tracectx::SpanId;
 
 /// What the pipeline asks the operating system.
@@ -394,7 +394,7 @@ impl Pipeline {
             host: head.and_then(|h| h.host.clone()),
             status: x.response.status,
             peer: r.peer.map(peer_text),
-            trace_id: s.trace_id.as_ref().map(|t| TraceIdText::from(t.as_wire())),
+            trace_id: s.trace_id.as_ref().map(|t| inline_str(t.as_wire())),
             span_id: span_text(s.span_id),
             parent_span_id: s.parent_span_id.map(span_text),
             start: rfc3339(start),
@@ -423,11 +423,7 @@ impl Pipeline {
             tid: o.origin.tid,
             service,
             inbound: BreakInbound {
-                trace_id: b
-                    .inbound
-                    .trace_id
-                    .as_ref()
-                    .map(|t| TraceIdText::from(t.as_wire())),
+                trace_id: b.inbound.trace_id.as_ref().map(|t| inline_str(t.as_wire())),
                 span_id: b.inbound.span_id.map(span_text),
                 method: b.inbound.method.clone(),
                 path: b.inbound.path.clone(),
@@ -439,7 +435,7 @@ impl Pipeline {
                 peer: o.peer.map(peer_text),
                 trace_id: head
                     .and_then(|h| h.trace.primary())
-                    .map(|c| TraceIdText::from(c.trace_id.as_wire())),
+                    .map(|c| inline_str(c.trace_id.as_wire())),
             },
             missing: b.missing.iter().map(|h| h.name()).collect(),
             time: rfc3339(time),
@@ -456,5 +452,5 @@ impl Pipeline {
 /// A span id's 16 hex digits, inline.
 fn span_text(id: SpanId) -> SpanIdText {
     // Hex digits only: always UTF-8.
-    SpanIdText::from(std::str::from_utf8(&id.hex()).unwrap_or_default())
+    inline_str(std::str::from_utf8(&id.hex()).unwrap_or_default())
 }

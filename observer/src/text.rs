@@ -112,193 +112,30 @@ impl serde::Serialize for SharedStr {
     }
 }
 
-/// Short text kept inline, without an allocation, when it fits in `N` bytes (and 255), else on
-/// the heap: the ids, timestamps and addresses of records, whose lengths are bounded.
-#[derive(Clone)]
-pub struct SmallStr<const N: usize>(Repr<N>);
+/// Bounded text kept inline, without an allocation: the ids, timestamps and addresses of
+/// records, whose lengths have a known maximum (`N`).
+pub type InlineStr<const N: usize> = arrayvec::ArrayString<N>;
 
-#[derive(Clone)]
-enum Repr<const N: usize> {
-    /// The text is `bytes[..len]`, copied whole from a `str`.
-    Inline {
-        len: u8,
-        bytes: [u8; N],
-    },
-    Heap(Box<str>),
+/// `s` as an [`InlineStr`]; cut at the last char boundary within `N` bytes if it is longer
+/// (callers size `N` for the longest text they hold, so this does not happen).
+pub fn inline_str<const N: usize>(s: &str) -> InlineStr<N> {
+    let mut end = s.len().min(N);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    let mut out = InlineStr::new();
+    out.push_str(&s[..end]);
+    out
 }
 
-impl<const N: usize> SmallStr<N> {
-    pub fn as_str(&self) -> &str {
-        match &self.0 {
-            // Copied whole from a `str`: always UTF-8.
-            Repr::Inline { len, bytes } => {
-                std::str::from_utf8(&bytes[..usize::from(*len)]).unwrap_or_default()
-            }
-            Repr::Heap(s) => s,
-        }
+/// `v`'s `Display` as an [`InlineStr`], cut at `N` bytes like [`inline_str`].
+pub fn inline_display<const N: usize>(v: impl fmt::Display) -> InlineStr<N> {
+    let mut out = InlineStr::new();
+    if fmt::Write::write_fmt(&mut out, format_args!("{v}")).is_err() {
+        // Longer than `N`: keep what fits, as `inline_str` does.
+        return inline_str(&v.to_string());
     }
-
-    /// Whether the text is kept inline.
-    pub fn is_inline(&self) -> bool {
-        matches!(self.0, Repr::Inline { .. })
-    }
-
-    /// `v` as text (`to_string` without the allocation when it fits).
-    pub fn display(v: impl fmt::Display) -> Self {
-        let mut w = Writer::<N> {
-            len: 0,
-            bytes: [0; N],
-            spill: None,
-        };
-        let _ = fmt::Write::write_fmt(&mut w, format_args!("{v}"));
-        match w.spill {
-            Some(s) => SmallStr(Repr::Heap(s.into_boxed_str())),
-            None => SmallStr(Repr::Inline {
-                len: w.len as u8,
-                bytes: w.bytes,
-            }),
-        }
-    }
-}
-
-/// Formats into an inline buffer, moving to a `String` when the text outgrows it.
-struct Writer<const N: usize> {
-    len: usize,
-    bytes: [u8; N],
-    spill: Option<String>,
-}
-
-impl<const N: usize> fmt::Write for Writer<N> {
-    fn write_str(&mut self, s: &str) -> fmt::Result {
-        if let Some(spill) = &mut self.spill {
-            spill.push_str(s);
-            return Ok(());
-        }
-        let end = self.len + s.len();
-        if end <= N.min(usize::from(u8::MAX)) {
-            self.bytes[self.len..end].copy_from_slice(s.as_bytes());
-            self.len = end;
-        } else {
-            let mut spill = String::with_capacity(end.max(2 * N));
-            // Whole `str`s were copied so far: always UTF-8.
-            spill.push_str(std::str::from_utf8(&self.bytes[..self.len]).unwrap_or_default());
-            spill.push_str(s);
-            self.spill = Some(spill);
-        }
-        Ok(())
-    }
-}
-
-impl<const N: usize> Default for SmallStr<N> {
-    fn default() -> Self {
-        SmallStr(Repr::Inline {
-            len: 0,
-            bytes: [0; N],
-        })
-    }
-}
-
-impl<const N: usize> From<&str> for SmallStr<N> {
-    fn from(s: &str) -> Self {
-        if s.len() <= N.min(usize::from(u8::MAX)) {
-            let mut bytes = [0; N];
-            bytes[..s.len()].copy_from_slice(s.as_bytes());
-            SmallStr(Repr::Inline {
-                len: s.len() as u8,
-                bytes,
-            })
-        } else {
-            SmallStr(Repr::Heap(Box::from(s)))
-        }
-    }
-}
-
-impl<const N: usize> From<String> for SmallStr<N> {
-    fn from(s: String) -> Self {
-        if s.len() <= N.min(usize::from(u8::MAX)) {
-            SmallStr::from(s.as_str())
-        } else {
-            SmallStr(Repr::Heap(s.into_boxed_str()))
-        }
-    }
-}
-
-impl<const N: usize> From<SmallStr<N>> for String {
-    fn from(s: SmallStr<N>) -> Self {
-        match s.0 {
-            Repr::Heap(h) => h.into_string(),
-            Repr::Inline { .. } => s.as_str().to_owned(),
-        }
-    }
-}
-
-impl<const N: usize> Deref for SmallStr<N> {
-    type Target = str;
-    fn deref(&self) -> &str {
-        self.as_str()
-    }
-}
-
-impl<const N: usize> AsRef<str> for SmallStr<N> {
-    fn as_ref(&self) -> &str {
-        self.as_str()
-    }
-}
-
-impl<const N: usize> Borrow<str> for SmallStr<N> {
-    fn borrow(&self) -> &str {
-        self.as_str()
-    }
-}
-
-impl<const N: usize> PartialEq for SmallStr<N> {
-    fn eq(&self, other: &Self) -> bool {
-        self.as_str() == other.as_str()
-    }
-}
-
-impl<const N: usize> Eq for SmallStr<N> {}
-
-impl<const N: usize> std::hash::Hash for SmallStr<N> {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        self.as_str().hash(state);
-    }
-}
-
-impl<const N: usize> PartialEq<str> for SmallStr<N> {
-    fn eq(&self, other: &str) -> bool {
-        self.as_str() == other
-    }
-}
-
-impl<const N: usize> PartialEq<&str> for SmallStr<N> {
-    fn eq(&self, other: &&str) -> bool {
-        self.as_str() == *other
-    }
-}
-
-impl<const N: usize> PartialEq<String> for SmallStr<N> {
-    fn eq(&self, other: &String) -> bool {
-        self.as_str() == other.as_str()
-    }
-}
-
-impl<const N: usize> fmt::Debug for SmallStr<N> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(self.as_str(), f)
-    }
-}
-
-impl<const N: usize> fmt::Display for SmallStr<N> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl<const N: usize> serde::Serialize for SmallStr<N> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(self.as_str())
-    }
+    out
 }
 
 #[cfg(test)]
@@ -306,45 +143,34 @@ mod tests {
     use super::*;
 
     #[test]
-    fn small_strs_inline_what_fits_and_keep_the_rest_whole() {
-        for text in [
-            "",
-            "a",
-            "0123456789abcdef",
-            "0123456789abcdef0",
-            "é€😀 text",
-        ] {
-            let s = SmallStr::<16>::from(text);
-            assert_eq!(s, text);
-            assert_eq!(s.is_inline(), text.len() <= 16, "{text:?}");
-            assert_eq!(SmallStr::<16>::from(text.to_owned()), s);
-            assert_eq!(String::from(s.clone()), text);
-            assert_eq!(format!("{s} {s:?}"), format!("{text} {text:?}"));
+    fn inline_strs_hold_what_fits_and_cut_the_rest_on_a_char_boundary() {
+        for text in ["", "a", "0123456789abcdef", "é€😀 text!"] {
+            let s = inline_str::<16>(text);
+            assert_eq!(s.as_str(), text);
             assert_eq!(
                 serde_json::to_string(&s).unwrap(),
                 serde_json::to_string(text).unwrap()
             );
         }
-        let long = "x".repeat(300);
-        let s = SmallStr::<400>::from(long.as_str());
-        assert!(!s.is_inline(), "a length over 255 does not fit in the u8");
-        assert_eq!(s, long);
-        assert_eq!(SmallStr::<8>::default(), "");
+        assert_eq!(
+            inline_str::<16>("0123456789abcdef0").as_str(),
+            "0123456789abcdef"
+        );
+        // "é" is two bytes: a cut in its middle leaves it out whole.
+        assert_eq!(inline_str::<4>("abcé").as_str(), "abc");
     }
 
     #[test]
-    fn small_strs_display_like_to_string() {
+    fn inline_display_writes_like_to_string() {
         let v6: std::net::SocketAddr = "[2001:db8::ff00:42:8329%7]:65535".parse().unwrap();
         let v4: std::net::SocketAddr = "255.255.255.255:65535".parse().unwrap();
-        for (v, inline) in [(v4, true), (v6, false)] {
-            let s = SmallStr::<24>::display(v);
-            assert_eq!(s, v.to_string());
-            assert_eq!(s.is_inline(), inline);
+        for v in [v4, v6] {
+            assert_eq!(inline_display::<64>(v).as_str(), v.to_string());
         }
-        // Spilling in the middle of several writes keeps every piece.
-        let s = SmallStr::<4>::display(format_args!("{}-{}-{}", "ab", "cd", "ef"));
-        assert_eq!(s, "ab-cd-ef");
-        assert_eq!(SmallStr::<4>::display(""), "");
+        // Too long: what fits, in several writes or one.
+        let s = inline_display::<4>(format_args!("{}-{}-{}", "ab", "cd", "ef"));
+        assert_eq!(s.as_str(), "ab-c");
+        assert_eq!(inline_display::<4>("abcdef").as_str(), "abcd");
     }
 
     #[test]

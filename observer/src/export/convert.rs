@@ -169,10 +169,10 @@ fn break_attributes(b: &BreakRecord) -> Vec<KeyValue> {
         s("observer.break.attribution", b.attribution),
     ];
     if let Some(t) = &b.inbound.trace_id {
-        a.push(s("observer.inbound.trace_id", t.clone()));
+        a.push(s("observer.inbound.trace_id", t.as_str()));
     }
     if let Some(sp) = &b.inbound.span_id {
-        a.push(s("observer.inbound.span_id", sp.clone()));
+        a.push(s("observer.inbound.span_id", sp.as_str()));
     }
     a.push(s("http.request.method", b.outbound.method.clone()));
     a.push(s("url.path", b.outbound.path.clone()));
@@ -192,7 +192,7 @@ fn break_attributes(b: &BreakRecord) -> Vec<KeyValue> {
         _ => {}
     }
     if let Some(t) = &b.outbound.trace_id {
-        a.push(s("observer.outbound.trace_id", t.clone()));
+        a.push(s("observer.outbound.trace_id", t.as_str()));
     }
     let missing = b
         .missing

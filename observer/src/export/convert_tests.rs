@@ -2,6 +2,7 @@ use super::*;
 use std::sync::Arc;
 
 use crate::output::{BreakInbound, BreakOutbound};
+use crate::text::inline_str;
 
 const CONTAINER_ID: &str = "3f4bfa1e9d1c07d2b4d7a5e81c0f5e2ab8ad93e5ff0c1d9e4f1a2b3c4d5e6f70";
 
@@ -26,10 +27,10 @@ fn span_rec(pid: u32, kind: &'static str, status: u16, span_id: &str) -> SpanRec
         path: Some("/stock".into()),
         host: Some("inventory:8080".into()),
         status,
-        peer: Some("10.1.2.3:8080".into()),
-        trace_id: Some("4bf92f3577b34da6a3ce929d0e0e4736".into()),
-        span_id: span_id.into(),
-        parent_span_id: Some("00f067aa0ba902b7".into()),
+        peer: Some(inline_str("10.1.2.3:8080")),
+        trace_id: Some(inline_str("4bf92f3577b34da6a3ce929d0e0e4736")),
+        span_id: inline_str(span_id),
+        parent_span_id: Some(inline_str("00f067aa0ba902b7")),
         start: Default::default(),
         duration_ms: 1.0,
         attribution: if kind == "client" {
@@ -55,8 +56,8 @@ fn break_rec(pid: u32, server_span: &str) -> BreakRecord {
         tid: pid + 1,
         service: "orders".into(),
         inbound: BreakInbound {
-            trace_id: Some("4bf92f3577b34da6a3ce929d0e0e4736".into()),
-            span_id: Some("00f067aa0ba902b7".into()),
+            trace_id: Some(inline_str("4bf92f3577b34da6a3ce929d0e0e4736")),
+            span_id: Some(inline_str("00f067aa0ba902b7")),
             method: Some("GET".into()),
             path: Some("/orders".into()),
         },
@@ -64,12 +65,12 @@ fn break_rec(pid: u32, server_span: &str) -> BreakRecord {
             method: "GET".into(),
             path: "/stock".into(),
             host: Some("inventory:8080".into()),
-            peer: Some("10.1.2.3:8080".into()),
+            peer: Some(inline_str("10.1.2.3:8080")),
             trace_id: None,
         },
         missing: vec!["traceparent", "tracestate"],
         time: Default::default(),
-        server_span_id: Some(server_span.into()),
+        server_span_id: Some(inline_str(server_span)),
         cgroup: None,
         container_id: None,
         k8s: None,
@@ -330,7 +331,7 @@ fn partial_and_mismatch_bodies() {
         break_body(&b)
     );
     b.reason = "mismatch";
-    b.outbound.trace_id = Some("5b8efff798038103d269b633813fc60c".into());
+    b.outbound.trace_id = Some(inline_str("5b8efff798038103d269b633813fc60c"));
     assert!(
         break_body(&b).contains("with trace 5b8efff798038103d269b633813fc60c instead"),
         "{}",

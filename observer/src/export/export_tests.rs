@@ -1,4 +1,5 @@
 use super::*;
+use crate::text::inline_str;
 
 use std::net::SocketAddr;
 
@@ -235,9 +236,9 @@ fn span_record(n: u64) -> Record {
         path: Some("/x".into()),
         host: None,
         status: 200,
-        peer: Some("127.0.0.1:5000".into()),
-        trace_id: Some("4bf92f3577b34da6a3ce929d0e0e4736".into()),
-        span_id: format!("{:016x}", 0x1000 + n).into(),
+        peer: Some(inline_str("127.0.0.1:5000")),
+        trace_id: Some(inline_str("4bf92f3577b34da6a3ce929d0e0e4736")),
+        span_id: inline_str(&format!("{:016x}", 0x1000 + n)),
         parent_span_id: None,
         start: Default::default(),
         duration_ms: 1.0,
@@ -260,7 +261,7 @@ fn break_record() -> Record {
         tid: 43,
         service: "orders".into(),
         inbound: BreakInbound {
-            trace_id: Some("4bf92f3577b34da6a3ce929d0e0e4736".into()),
+            trace_id: Some(inline_str("4bf92f3577b34da6a3ce929d0e0e4736")),
             span_id: None,
             method: None,
             path: None,
@@ -269,12 +270,12 @@ fn break_record() -> Record {
             method: "GET".into(),
             path: "/stock".into(),
             host: None,
-            peer: Some("127.0.0.1:9".into()),
+            peer: Some(inline_str("127.0.0.1:9")),
             trace_id: None,
         },
         missing: vec!["traceparent"],
         time: Default::default(),
-        server_span_id: Some(format!("{:016x}", 0x1000).into()),
+        server_span_id: Some(inline_str(&format!("{:016x}", 0x1000))),
         cgroup: None,
         container_id: None,
         k8s: None,
