@@ -19,6 +19,13 @@ pub const SCRATCH_SIZE: usize = core::mem::size_of::<DataHeader>() + SCRATCH_DAT
 /// Words of the `TRACED` bitmap: one bit per task id up to the kernel's `PID_MAX_LIMIT` (4M).
 pub const TRACED_WORDS: u32 = (4 * 1024 * 1024) / 64;
 
+/// The word and bit of task id `id` in the `TRACED` bitmap (user space fills it before attaching,
+/// the kernel keeps it in step with forks and exits).
+#[inline(always)]
+pub const fn traced_slot(id: u32) -> (u32, u64) {
+    (id / 64, 1u64 << (id % 64))
+}
+
 /// Record kinds (`EventHeader::kind`).
 pub const KIND_DATA: u32 = 1;
 pub const KIND_CONNECT: u32 = 2;

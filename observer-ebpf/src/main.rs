@@ -48,7 +48,7 @@ use observer_common::{
     AF_INET, AF_INET6, AF_UNIX, ConnEvent, ConnKey, ConnState, DataHeader, DirState, EventHeader,
     ForkEvent, HEAD_MAX, KIND_ACCEPT, KIND_CLOSE, KIND_CONNECT, KIND_DATA, KIND_EXEC, KIND_EXIT,
     KIND_FORK, KIND_THREAD_EXIT, MAX_IOV, SCRATCH_SIZE, SyscallArgs, TRACED_WORDS, config, flags,
-    stat, sys, tail,
+    stat, sys, tail, traced_slot,
 };
 
 /// Observed thread-group ids (and the tids of threads forked by them, until they exit), one bit
@@ -115,9 +115,8 @@ fn config(index: u32) -> u64 {
 
 #[inline(always)]
 fn traced_bit(id: u32) -> bool {
-    TRACED
-        .get(id >> 6)
-        .is_some_and(|w| w & (1u64 << (id & 63)) != 0)
+    let (word, bit) = traced_slot(id);
+    TRACED.get(word).is_some_and(|w| w & bit != 0)
 }
 
 /// Sets or clears the bit of `id`. Each id's bit is only changed by one event at a time (its
@@ -126,10 +125,10 @@ fn traced_bit(id: u32) -> bool {
 /// bit, made only when the bit differs (it is a plain XADD, which every BPF ISA version has).
 #[inline(always)]
 fn set_traced(id: u32, on: bool) {
-    let Some(p) = TRACED.get_ptr_mut(id >> 6) else {
+    let (word, bit) = traced_slot(id);
+    let Some(p) = TRACED.get_ptr_mut(word) else {
         return;
     };
-    let bit = 1u64 << (id & 63);
     // SAFETY: a valid, aligned map value; all concurrent writers use atomic adds. (The BPF
     // target's `AtomicU64` has no read-modify-write methods: the intrinsic is the XADD.)
     unsafe {

@@ -5,7 +5,7 @@ use aya::maps::{
 };
 use aya::programs::{BtfTracePoint, TracePoint};
 use aya::{Btf, BtfError, Ebpf, EbpfLoader};
-use observer_common::{config, stat, tail};
+use observer_common::{config, stat, tail, traced_slot};
 
 use crate::pipeline::KernelCounters;
 
@@ -281,11 +281,6 @@ where
         .map_mut(name)
         .ok_or_else(|| LoadError::Missing(format!("{name} map")))?;
     T::try_from(map).map_err(|source| LoadError::Map { name, source })
-}
-
-/// The word and bit of `pid` in the `TRACED` bitmap.
-pub fn traced_slot(pid: u32) -> (u32, u64) {
-    (pid / 64, 1u64 << (pid % 64))
 }
 
 /// Verifies and loads one program, logging how long the verifier took.
