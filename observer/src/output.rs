@@ -15,7 +15,7 @@ pub type TraceIdText = InlineStr<32>;
 pub type SpanIdText = InlineStr<16>;
 /// An RFC 3339 timestamp (27 bytes until the year 9999), kept inline.
 pub type TimeText = InlineStr<32>;
-/// A peer address's text: inline for any IPv4 and most IPv6 ones.
+/// A peer address's text (`SocketAddr`'s `Display`: at most 58 bytes), kept inline.
 pub type PeerText = InlineStr<64>;
 
 /// What is known of an observed process, for OTLP resources.

@@ -119,12 +119,8 @@ pub type InlineStr<const N: usize> = arrayvec::ArrayString<N>;
 /// `s` as an [`InlineStr`]; cut at the last char boundary within `N` bytes if it is longer
 /// (callers size `N` for the longest text they hold, so this does not happen).
 pub fn inline_str<const N: usize>(s: &str) -> InlineStr<N> {
-    let mut end = s.len().min(N);
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
     let mut out = InlineStr::new();
-    out.push_str(&s[..end]);
+    out.push_str(&s[..s.floor_char_boundary(N)]);
     out
 }
 

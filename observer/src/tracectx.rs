@@ -84,6 +84,8 @@
 use std::fmt;
 use std::hash::{Hash, Hasher};
 
+use crate::text::{InlineStr, inline_str};
+
 /// Trace-context headers the observer understands.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, PartialOrd, Ord)]
 pub enum TraceHeader {
@@ -240,10 +242,8 @@ impl FromIterator<TraceHeader> for HeaderSet {
 #[derive(Clone, Debug)]
 pub struct TraceId {
     value: u128,
-    /// The wire text (16 or 32 lower-case hex digits) in `wire[..len]`: kept inline, no
-    /// allocation per id.
-    wire: [u8; 32],
-    len: u8,
+    /// The wire text (16 or 32 lower-case hex digits), kept inline: no allocation per id.
+    wire: InlineStr<32>,
 }
 
 impl TraceId {
@@ -254,21 +254,14 @@ impl TraceId {
 
     /// The text as sent, lower-cased (16 or 32 hex digits).
     pub fn as_wire(&self) -> &str {
-        // Hex digits only (see `with_wire`): always UTF-8.
-        std::str::from_utf8(&self.wire[..usize::from(self.len)]).unwrap_or_default()
+        &self.wire
     }
 
     /// `hex`: 16 or 32 hex digits already checked, `value` their value.
-    fn with_wire(value: u128, hex: &[u8]) -> TraceId {
-        let mut wire = [0u8; 32];
-        let len = hex.len().min(32);
-        wire[..len].copy_from_slice(&hex[..len]);
+    fn with_wire(value: u128, hex: &str) -> TraceId {
+        let mut wire = inline_str(hex);
         wire.make_ascii_lowercase();
-        TraceId {
-            value,
-            wire,
-            len: len as u8,
-        }
+        TraceId { value, wire }
     }
 
     /// A B3 trace id: 16 or 32 hex digits of either case, not all zero.
@@ -282,7 +275,7 @@ impl TraceId {
         if value == 0 {
             return None;
         }
-        Some(TraceId::with_wire(value, b))
+        Some(TraceId::with_wire(value, s))
     }
 
     /// A W3C trace id: exactly 32 lower-case hex digits, not all zero.
@@ -295,7 +288,7 @@ impl TraceId {
         if value == 0 {
             return None;
         }
-        Some(TraceId::with_wire(value, b))
+        Some(TraceId::with_wire(value, s))
     }
 }
 
@@ -348,14 +341,6 @@ impl SpanId {
 }
 
 impl SpanId {
-    /// The 16 lower-case hex digits, as `to_string` gives them, in one allocation.
-    pub fn to_hex(self) -> String {
-        let digits = self.hex();
-        let mut s = String::with_capacity(digits.len());
-        s.extend(digits.iter().map(|&b| char::from(b)));
-        s
-    }
-
     /// The 16 lower-case hex digits (ASCII), without allocating.
     pub fn hex(self) -> [u8; 16] {
         hex_digits(self.0)
@@ -927,7 +912,6 @@ mod tests {
         assert_eq!(&hex_digits::<4>(0xabcdef), b"cdef");
         for v in [1u64, 0xf0, 0x00f067aa0ba902b7, 1 << 63, u64::MAX - 1] {
             let s = SpanId::new(v).unwrap();
-            assert_eq!(s.to_hex(), format!("{v:016x}"));
             assert_eq!(s.hex(), *format!("{v:016x}").as_bytes());
         }
     }

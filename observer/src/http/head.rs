@@ -270,11 +270,20 @@ pub fn chunked_len(buf: &[u8]) -> Option<usize> {
     }
 }
 
+/// The part of a header value kept for output: trimmed, at most `MAX_TEXT` bytes.
+fn clip(value: &[u8]) -> &[u8] {
+    let value = value.trim_ascii();
+    &value[..value.len().min(MAX_TEXT)]
+}
+
+fn printable(b: &u8) -> bool {
+    (0x20..0x7f).contains(b)
+}
+
 /// The header text of `value` when it needs no cleaning (see [`text`]).
 fn printable_text(value: &[u8]) -> Option<&str> {
-    let value = value.trim_ascii();
-    let value = &value[..value.len().min(MAX_TEXT)];
-    if value.iter().all(|b| (0x20..0x7f).contains(b)) {
+    let value = clip(value);
+    if value.iter().all(printable) {
         std::str::from_utf8(value).ok()
     } else {
         None
@@ -283,17 +292,15 @@ fn printable_text(value: &[u8]) -> Option<&str> {
 
 /// Header text for output: printable ASCII only (others become `?`), at most `MAX_TEXT` bytes.
 fn text(value: &[u8]) -> SharedStr {
-    if let Some(s) = printable_text(value) {
-        return SharedStr::from(s);
+    match printable_text(value) {
+        Some(s) => SharedStr::from(s),
+        None => SharedStr::from(
+            clip(value)
+                .iter()
+                .map(|b| if printable(b) { char::from(*b) } else { '?' })
+                .collect::<String>(),
+        ),
     }
-    let value = value.trim_ascii();
-    let value = &value[..value.len().min(MAX_TEXT)];
-    let printable = |b: &u8| (0x20..0x7f).contains(b);
-    let cleaned: String = value
-        .iter()
-        .map(|b| if printable(b) { char::from(*b) } else { '?' })
-        .collect();
-    SharedStr::from(cleaned)
 }
 
 fn clean_path(path: &str, keep_query: bool) -> Cow<'_, str> {
@@ -305,11 +312,10 @@ fn clean_path(path: &str, keep_query: bool) -> Cow<'_, str> {
     let cut = if path.len() <= MAX_PATH {
         Cow::Borrowed(path)
     } else {
-        let mut end = MAX_PATH;
-        while !path.is_char_boundary(end) {
-            end -= 1;
-        }
-        Cow::Owned(format!("{}...", &path[..end]))
+        Cow::Owned(format!(
+            "{}...",
+            &path[..path.floor_char_boundary(MAX_PATH)]
+        ))
     };
     // httparse lets any UTF-8 through, C1 controls (U+0080..U+009F) included, which a terminal
     // showing the readable output would take for escape sequences.
