@@ -325,8 +325,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
         };
         tokio::select! {
             read = read => {
-                let drained = read.context("reading the ring buffer")?;
-                if drained.empty && !read_interval.is_zero() {
+                let emptied = read.context("reading the ring buffer")?;
+                if emptied && !read_interval.is_zero() {
                     next_read = tokio::time::Instant::now() + read_interval;
                 }
             }

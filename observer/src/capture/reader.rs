@@ -9,14 +9,6 @@ use tokio::io::unix::AsyncFd;
 
 use super::record::{self, DecodeError, Event};
 
-/// What one `RingReader::read` did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Drained {
-    pub records: usize,
-    /// The ring buffer was empty when it stopped (else it stopped at `max`).
-    pub empty: bool,
-}
-
 pub struct RingReader {
     fd: AsyncFd<RingBuf<MapData>>,
 }
@@ -30,19 +22,20 @@ impl RingReader {
         Ok(RingReader { fd })
     }
 
-    /// Waits until records are available, then decodes up to `max` of them. Readiness is kept
-    /// when records remain, so the next call does not wait.
+    /// Waits until records are available, then decodes up to `max` of them. Returns whether it
+    /// emptied the ring buffer; readiness is kept when records remain, so the next call does not
+    /// wait.
     pub async fn read(
         &mut self,
         max: usize,
         f: impl FnMut(Result<Event, DecodeError>),
-    ) -> std::io::Result<Drained> {
+    ) -> std::io::Result<bool> {
         let mut guard = self.fd.readable_mut().await?;
-        let (records, empty) = drain(guard.get_inner_mut(), max, f);
-        if empty {
+        let emptied = drain(guard.get_inner_mut(), max, f);
+        if emptied {
             guard.clear_ready();
         }
-        Ok(Drained { records, empty })
+        Ok(emptied)
     }
 
     /// Decodes everything there is now, without waiting.
@@ -55,14 +48,12 @@ fn drain(
     ring: &mut RingBuf<MapData>,
     max: usize,
     mut f: impl FnMut(Result<Event, DecodeError>),
-) -> (usize, bool) {
-    let mut n = 0;
-    while n < max {
+) -> bool {
+    for _ in 0..max {
         let Some(item) = ring.next() else {
-            return (n, true);
+            return true;
         };
         f(record::decode_ref(&item));
-        n += 1;
     }
-    (n, false)
+    false
 }
