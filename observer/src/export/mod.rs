@@ -21,7 +21,8 @@ use tokio::sync::Notify;
 use self::config::{ExportConfig, Signal};
 use self::convert::{Counters, HostInfo};
 use self::transport::Transport;
-use crate::output::{BreakRecord, Record, SpanRecord, SummaryRecord};
+use crate::output::{BreakRecord, PeerText, Record, SpanRecord, SummaryRecord};
+use crate::text::SharedStr;
 
 /// Items per export request.
 pub const BATCH: usize = 512;
@@ -133,6 +134,14 @@ fn lock(shared: &Mutex<Shared>) -> std::sync::MutexGuard<'_, Shared> {
     shared.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// The peer a metric counts an outbound request under: its Host, else its peer address.
+fn peer_label(host: &Option<SharedStr>, peer: &Option<PeerText>) -> String {
+    host.as_deref()
+        .or(peer.as_deref())
+        .unwrap_or_default()
+        .to_owned()
+}
+
 impl Exporter {
     /// Starts the export task on the current tokio runtime.
     pub fn start(cfg: ExportConfig, host: HostInfo) -> Exporter {
@@ -158,26 +167,14 @@ impl Exporter {
                 if s.kind == "server" {
                     *c.inbound.entry(s.process.service.clone()).or_default() += 1;
                 } else {
-                    let peer = s
-                        .host
-                        .as_deref()
-                        .or(s.peer.as_deref())
-                        .unwrap_or_default()
-                        .to_owned();
                     *c.outbound
-                        .entry((s.process.service.clone(), peer))
+                        .entry((s.process.service.clone(), peer_label(&s.host, &s.peer)))
                         .or_default() += 1;
                 }
                 sh.spans.push((tokio::time::Instant::now(), s.clone()));
             }
             Record::Break(b) => {
-                let peer = b
-                    .outbound
-                    .host
-                    .as_deref()
-                    .or(b.outbound.peer.as_deref())
-                    .unwrap_or_default()
-                    .to_owned();
+                let peer = peer_label(&b.outbound.host, &b.outbound.peer);
                 *sh.counters
                     .breaks
                     .entry((b.service.to_string(), peer, b.reason.to_owned()))
