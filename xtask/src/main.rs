@@ -342,6 +342,15 @@ fn main() -> anyhow::Result<()> {
             http,
             other,
             quick_calls,
-        } => bench::syscall::bench_loop(iters, http, other, quick_calls),
+        } => {
+            use bench::syscall::LoopCalls;
+            let what = match (http, other, quick_calls) {
+                (true, _, _) => LoopCalls::Http,
+                (_, true, _) => LoopCalls::Other,
+                (_, _, true) => LoopCalls::Quick,
+                _ => LoopCalls::Plain,
+            };
+            bench::syscall::bench_loop(iters, what)
+        }
     }
 }

@@ -73,17 +73,30 @@ fn write_all(fd: BorrowedFd, data: &[u8]) -> anyhow::Result<u64> {
     Ok(1)
 }
 
+/// What the loop process repeats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoopCalls {
+    /// write → read → write → read of 64 plain bytes on a loopback TCP connection ...
+    Plain,
+    /// ... or of an HTTP request head and a response head.
+    Http,
+    /// getppid, a syscall the programs do not hook.
+    Other,
+    /// Calls that return at once: reads of an empty non-blocking socket, writes of nothing.
+    Quick,
+}
+
 /// The loop process (`xtask bench-loop`): prints `READY <pid>`, waits for a line on stdin, runs
-/// `iters` exchanges (or, with `other`, 4 × `iters` getppid calls) and prints
+/// `iters` exchanges (or 4 × `iters` of the other calls) and prints
 /// `RESULT <elapsed ns> <syscalls>`.
-pub fn bench_loop(iters: u64, http: bool, other: bool, quick: bool) -> anyhow::Result<()> {
+pub fn bench_loop(iters: u64, what: LoopCalls) -> anyhow::Result<()> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
     let client = std::net::TcpStream::connect(listener.local_addr()?)?;
     let (server, _) = listener.accept()?;
     client.set_nodelay(true)?;
     server.set_nodelay(true)?;
     let (c, s) = (client.as_fd(), server.as_fd());
-    let (req, resp) = if http {
+    let (req, resp) = if what == LoopCalls::Http {
         (REQUEST, RESPONSE)
     } else {
         (PLAIN, PLAIN)
@@ -94,33 +107,36 @@ pub fn bench_loop(iters: u64, http: bool, other: bool, quick: bool) -> anyhow::R
     out.flush()?;
     let mut go = String::new();
     std::io::stdin().read_line(&mut go)?;
-    let mut calls = 0;
     let start = Instant::now();
-    if other {
-        for _ in 0..4 * iters {
-            std::hint::black_box(nix::unistd::getppid());
-        }
-        calls = 4 * iters;
-    }
-    if quick {
-        // The same hooks on calls that return at once: a read of an empty non-blocking socket
-        // (EAGAIN) and a write of nothing.
-        server.set_nonblocking(true)?;
-        for _ in 0..2 * iters {
-            match nix::unistd::read(s, &mut buf) {
-                Err(nix::errno::Errno::EAGAIN) => {}
-                r => bail!("read of an empty non-blocking socket: {r:?}"),
+    let calls = match what {
+        LoopCalls::Other => {
+            for _ in 0..4 * iters {
+                std::hint::black_box(nix::unistd::getppid());
             }
-            full(nix::unistd::write(c, &[]).map(|_| 1), 1, "empty write")?;
+            4 * iters
         }
-        calls = 4 * iters;
-    }
-    for _ in 0..if other || quick { 0 } else { iters } {
-        calls += write_all(c, req)?;
-        calls += read_exact(s, &mut buf, req.len())?;
-        calls += write_all(s, resp)?;
-        calls += read_exact(c, &mut buf, resp.len())?;
-    }
+        LoopCalls::Quick => {
+            server.set_nonblocking(true)?;
+            for _ in 0..2 * iters {
+                match nix::unistd::read(s, &mut buf) {
+                    Err(nix::errno::Errno::EAGAIN) => {}
+                    r => bail!("read of an empty non-blocking socket: {r:?}"),
+                }
+                full(nix::unistd::write(c, &[]).map(|_| 1), 1, "empty write")?;
+            }
+            4 * iters
+        }
+        LoopCalls::Plain | LoopCalls::Http => {
+            let mut calls = 0;
+            for _ in 0..iters {
+                calls += write_all(c, req)?;
+                calls += read_exact(s, &mut buf, req.len())?;
+                calls += write_all(s, resp)?;
+                calls += read_exact(c, &mut buf, resp.len())?;
+            }
+            calls
+        }
+    };
     let ns = start.elapsed().as_nanos();
     writeln!(out, "RESULT {ns} {calls}")?;
     out.flush()?;
