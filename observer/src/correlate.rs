@@ -65,7 +65,7 @@
 //! links to it; otherwise a new id. Its parent is the server span it was attributed to. Ids already
 //! emitted are never reused.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, VecDeque};
 
 use foldhash::{HashMap, HashMapExt, HashSet};
 use std::sync::Arc;
@@ -74,6 +74,7 @@ use serde::Serialize;
 
 use crate::http::head::RequestHead;
 use crate::http::tracker::{Exchange, HttpEvent, Request, Role, Unknown};
+use crate::text::SharedStr;
 use crate::tracectx::{HeaderSet, Sampling, SpanId, TraceContext, TraceHeader, TraceId};
 
 /// Thread parentage followed this many levels up.
@@ -181,8 +182,8 @@ pub enum UnknownCause {
 pub struct InboundRef {
     pub trace_id: Option<TraceId>,
     pub span_id: Option<SpanId>,
-    pub method: Option<String>,
-    pub path: Option<String>,
+    pub method: Option<SharedStr>,
+    pub path: Option<SharedStr>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -247,9 +248,17 @@ struct Inbound {
     span_id: SpanId,
 }
 
-/// Whether two sets of trace-id values (see [`TraceContext::trace_values`]) share one.
-fn share_trace(a: &[u128; 3], b: &[u128; 3]) -> bool {
-    a.iter().any(|&v| v != 0 && b.contains(&v))
+impl Inbound {
+    /// Whether it can be the inbound request an outbound request made at `ts` serves: it arrived
+    /// by then and is unanswered (for at most `max_active_ns`) or was answered at most `grace_ns`
+    /// before.
+    fn active_at(&self, ts: u64, cfg: &Config) -> bool {
+        self.start_ns <= ts
+            && match self.end_ns {
+                None => ts <= self.start_ns.saturating_add(cfg.max_active_ns),
+                Some(end) => ts <= end.saturating_add(cfg.grace_ns),
+            }
+    }
 }
 
 /// What a pass over the candidates keeps of those that pass a test: how many, and one of them
@@ -284,10 +293,15 @@ pub const MAX_ANSWERED: usize = 256;
 
 #[derive(Debug, Default)]
 struct Process {
-    /// Unanswered inbound requests, by sequence number.
-    open: HashMap<u64, Inbound>,
-    /// Answered inbound requests still in their grace period, in the order they were answered.
-    answered: VecDeque<Inbound>,
+    /// Inbound requests that can still be candidates, by sequence number: the unanswered ones and
+    /// the answered ones still in their grace period.
+    active: HashMap<u64, Inbound>,
+    /// The answered ones among them, in the order they were answered.
+    answered: VecDeque<u64>,
+    /// (trace-id value, sequence number) of each request in `active` that carries trace ids, so
+    /// that an outbound request finds the inbound ones it shares a trace id with without walking
+    /// all of them (`MAX_ANSWERED` and more on a busy process).
+    by_trace: BTreeSet<(u128, u64)>,
     /// Until this time the answered window lacks requests it had to drop (`MAX_ANSWERED`).
     incomplete_until: u64,
     /// When unanswered requests were last checked against `max_active_ns`.
@@ -300,34 +314,70 @@ struct Process {
 }
 
 impl Process {
-    /// Inbound requests active at `ts`: unanswered ones (for at most `max_active_ns`) and answered
-    /// ones within their grace period. In no particular order (see [`by_arrival`]); a clone walks
-    /// them again.
-    fn candidates(&self, ts: u64, cfg: &Config) -> impl Iterator<Item = &Inbound> + Clone {
-        let (max_active, grace) = (cfg.max_active_ns, cfg.grace_ns);
-        let open = self
-            .open
-            .values()
-            .filter(move |i| i.start_ns <= ts && ts <= i.start_ns.saturating_add(max_active));
-        let answered = self.answered.iter().filter(move |i| {
-            i.start_ns <= ts && i.end_ns.is_some_and(|end| ts <= end.saturating_add(grace))
-        });
-        open.chain(answered)
+    /// Inbound requests active at `ts` (see [`Inbound::active_at`]). In no particular order (see
+    /// [`by_arrival`]); a clone walks them again.
+    fn candidates<'a>(
+        &'a self,
+        ts: u64,
+        cfg: &'a Config,
+    ) -> impl Iterator<Item = &'a Inbound> + Clone {
+        self.active.values().filter(move |i| i.active_at(ts, cfg))
+    }
+
+    /// The most recent of the inbound requests active at `ts` that share a trace-id value with
+    /// `traces` (see [`TraceContext::trace_values`]); ties go to the later arrival.
+    fn latest_sharing(&self, traces: &[u128; 3], ts: u64, cfg: &Config) -> Option<&Inbound> {
+        traces
+            .iter()
+            .filter(|&&v| v != 0)
+            .flat_map(|&v| self.by_trace.range((v, 0)..=(v, u64::MAX)))
+            .filter_map(|(_, seq)| self.active.get(seq))
+            .filter(|i| i.active_at(ts, cfg))
+            .max_by_key(|i| (i.start_ns, i.seq))
+    }
+
+    fn insert(&mut self, i: Inbound) {
+        for v in i.traces.into_iter().filter(|&v| v != 0) {
+            self.by_trace.insert((v, i.seq));
+        }
+        self.active.insert(i.seq, i);
+    }
+
+    fn remove(&mut self, seq: u64) -> Option<Inbound> {
+        let i = self.active.remove(&seq)?;
+        for v in i.traces {
+            self.by_trace.remove(&(v, seq));
+        }
+        Some(i)
     }
 
     /// Drops what can no longer be a candidate at `now`.
     fn expire(&mut self, now: u64, cfg: &Config) {
-        while self.answered.front().is_some_and(|i| {
-            i.end_ns
-                .is_some_and(|end| end.saturating_add(cfg.grace_ns) < now)
-        }) {
+        while let Some(&seq) = self.answered.front() {
+            let expired = self.active.get(&seq).is_none_or(|i| {
+                i.end_ns
+                    .is_some_and(|end| end.saturating_add(cfg.grace_ns) < now)
+            });
+            if !expired {
+                break;
+            }
             self.answered.pop_front();
+            self.remove(seq);
         }
         // Unanswered requests past max_active: checked at most once a second.
         if now.saturating_sub(self.swept_at) >= 1_000_000_000 {
             self.swept_at = now;
-            self.open
-                .retain(|_, i| i.start_ns.saturating_add(cfg.max_active_ns) >= now);
+            let by_trace = &mut self.by_trace;
+            self.active.retain(|&seq, i| {
+                let keep =
+                    i.end_ns.is_some() || i.start_ns.saturating_add(cfg.max_active_ns) >= now;
+                if !keep {
+                    for v in i.traces {
+                        by_trace.remove(&(v, seq));
+                    }
+                }
+                keep
+            });
         }
         let horizon = now.saturating_sub(cfg.recent_ns);
         while let Some(&(ts, t)) = self.recent_order.front() {
@@ -347,23 +397,22 @@ impl Process {
     }
 
     fn answer(&mut self, seq: u64, at: u64, cfg: &Config) {
-        if let Some(mut i) = self.open.remove(&seq) {
-            i.end_ns = Some(at);
-            self.answered.push_back(i);
-            if self.answered.len() > MAX_ANSWERED
-                && let Some(old) = self.answered.pop_front()
-            {
-                let until = old.end_ns.unwrap_or(at).saturating_add(cfg.grace_ns);
-                self.incomplete_until = self.incomplete_until.max(until);
-            }
+        let Some(i) = self.active.get_mut(&seq).filter(|i| i.end_ns.is_none()) else {
+            return;
+        };
+        i.end_ns = Some(at);
+        self.answered.push_back(seq);
+        if self.answered.len() > MAX_ANSWERED
+            && let Some(old) = self.answered.pop_front()
+            && let Some(old) = self.remove(old)
+        {
+            let until = old.end_ns.unwrap_or(at).saturating_add(cfg.grace_ns);
+            self.incomplete_until = self.incomplete_until.max(until);
         }
     }
 
     fn span_of(&self, seq: u64) -> Option<SpanId> {
-        self.open
-            .get(&seq)
-            .or_else(|| self.answered.iter().rev().find(|i| i.seq == seq))
-            .map(|i| i.span_id)
+        self.active.get(&seq).map(|i| i.span_id)
     }
 }
 
@@ -521,18 +570,15 @@ impl Correlator {
         if let Some(t) = r.head.as_ref().and_then(|h| trusted_primary(&h.trace)) {
             p.remember(now, t.0.value(), span_id);
         }
-        p.open.insert(
-            r.seq,
-            Inbound {
-                seq: r.seq,
-                tid: r.origin.tid,
-                start_ns: now,
-                end_ns: None,
-                head: r.head.clone(),
-                traces: r.head.as_ref().map_or([0; 3], |h| h.trace.trace_values()),
-                span_id,
-            },
-        );
+        p.insert(Inbound {
+            seq: r.seq,
+            tid: r.origin.tid,
+            start_ns: now,
+            end_ns: None,
+            head: r.head.clone(),
+            traces: r.head.as_ref().map_or([0; 3], |h| h.trace.trace_values()),
+            span_id,
+        });
     }
 
     fn end_inbound(&mut self, pid: u32, seq: u64, at: u64) {
@@ -648,7 +694,7 @@ impl Correlator {
             self.clients.insert(o.seq, background);
             return;
         }
-        let (attribution, chosen) = attribute(p, cands.clone(), o, &out_head.trace);
+        let (attribution, chosen) = attribute(p, cands.clone(), o, &out_head.trace, &self.cfg);
         // It carries the trace of an earlier inbound request of this process that is no longer
         // active: work continued asynchronously. Propagated, whatever is in flight now.
         let continued = if attribution == Attribution::TraceId {
@@ -746,21 +792,15 @@ fn by_arrival<'a>(cands: impl Iterator<Item = &'a Inbound>) -> impl Iterator<Ite
 /// Chooses the inbound request an outbound one belongs to among the candidates; `None` with
 /// `Ambiguous`. What it chooses does not depend on the order of the candidates.
 fn attribute<'a>(
-    p: &Process,
+    p: &'a Process,
     cands: impl Iterator<Item = &'a Inbound> + Clone,
     o: &Request,
     out_trace: &TraceContext,
+    cfg: &Config,
 ) -> (Attribution, Option<&'a Inbound>) {
     // 1. A shared trace id; the most recent such request wins.
-    let out_traces = out_trace.trace_values();
-    if out_traces != [0; 3] {
-        let by_trace = cands
-            .clone()
-            .filter(|i| share_trace(&i.traces, &out_traces))
-            .max_by_key(|i| (i.start_ns, i.seq));
-        if let Some(i) = by_trace {
-            return (Attribution::TraceId, Some(i));
-        }
+    if let Some(i) = p.latest_sharing(&out_trace.trace_values(), o.origin.ts_ns, cfg) {
+        return (Attribution::TraceId, Some(i));
     }
     let is_open = |i: &&Inbound| i.end_ns.is_none();
     // 2a. The same thread read it: strong evidence (thread-per-connection servers, event loops).
@@ -808,8 +848,8 @@ fn inbound_ref_of(head: Option<&RequestHead>) -> InboundRef {
     InboundRef {
         trace_id: primary.as_ref().map(|c| c.0.clone()),
         span_id: primary.and_then(|c| c.1),
-        method: head.map(|h| h.method.to_string()),
-        path: head.map(|h| h.path.to_string()),
+        method: head.map(|h| h.method.clone()),
+        path: head.map(|h| h.path.clone()),
     }
 }
 

@@ -133,8 +133,8 @@ fn inbound_ref(trace: &str, span: &str, method: &str, path: &str) -> InboundRef 
     InboundRef {
         trace_id: Some(t(trace)),
         span_id: Some(s(span)),
-        method: Some(method.to_owned()),
-        path: Some(path.to_owned()),
+        method: Some(method.into()),
+        path: Some(path.into()),
     }
 }
 
@@ -1820,8 +1820,8 @@ fn opaque_x_ot_span_context() {
             InboundRef {
                 trace_id: None,
                 span_id: None,
-                method: Some("GET".to_owned()),
-                path: Some("/a".to_owned()),
+                method: Some("GET".into()),
+                path: Some("/a".into()),
             },
             Some(1),
             &[OtSpanContext],
@@ -2471,4 +2471,73 @@ fn overflowing_grace_window_makes_heuristic_verdicts_unknown() {
         (st.propagated, st.by_trace_id, st.breaks_missing),
         (1, 1, 0)
     );
+}
+
+/// The trace-id index holds exactly the trace values of the requests that can still be
+/// candidates: entries leave with their request when its grace period ends, when the answered
+/// window overflows and when an unanswered request passes `max_active_ns`.
+#[test]
+fn trace_index_follows_the_active_requests() {
+    let mut sim = Sim::with(Config {
+        max_active_ns: 10_000 * MS,
+        ..Config::default()
+    });
+    fn check(sim: &Sim) -> (usize, usize) {
+        let p = &sim.c.procs[&PID];
+        let want: BTreeSet<(u128, u64)> = p
+            .active
+            .values()
+            .flat_map(|i| i.traces.iter().filter(|&&v| v != 0).map(|&v| (v, i.seq)))
+            .collect();
+        assert_eq!(p.by_trace, want);
+        assert!(p.answered.iter().all(|s| p.active[s].end_ns.is_some()));
+        (p.active.len(), p.by_trace.len())
+    }
+    // Unanswered, traced in both formats (one value), and untraced.
+    let stream = sim.inbound(
+        11,
+        MS,
+        "GET /stream",
+        &(tp(A, A_SPAN) + "\r\n" + &b3m(A, A_SPAN)),
+    );
+    sim.inbound(12, MS, "GET /plain", "");
+    assert_eq!(check(&sim), (2, 1));
+    // More answered requests than the window keeps, each with its own trace.
+    for n in 0..(MAX_ANSWERED as u64 + 10) {
+        let trace = format!("{:032x}", 0x1000 + n);
+        let r = sim.inbound(
+            1000 + n as u32,
+            2 * MS + n,
+            "GET /bulk",
+            &tp(&trace, A_SPAN),
+        );
+        sim.respond(&r, 1000 + n as u32, 2 * MS + n + 1);
+    }
+    assert_eq!(check(&sim), (2 + MAX_ANSWERED, 1 + MAX_ANSWERED));
+    // The oldest bulk request left the window, and its index entry with it: an outbound request
+    // carrying its trace is still propagation, through the traces seen lately.
+    let (_, out) = sim.outbound(
+        11,
+        3 * MS,
+        "GET /x",
+        &tp(&format!("{:032x}", 0x1000), CHILD),
+    );
+    nothing(out);
+    assert_eq!(sim.stats().propagated, 1);
+    // The stream is still found by its trace id.
+    let (o, out) = sim.outbound(11, 3 * MS, "GET /x", &tp(A, CHILD));
+    nothing(out);
+    assert_eq!(
+        sim.c.clients[&o.seq].attribution,
+        Some(Attribution::TraceId)
+    );
+    // Past the grace period of every bulk request: only the two unanswered ones are left.
+    sim.outbound(11, 3 * MS + GRACE + MS, "GET /x", "");
+    assert_eq!(check(&sim), (2, 1));
+    // Past max_active (and the once-a-second sweep): nothing.
+    sim.outbound(11, 20_000 * MS, "GET /x", "");
+    assert_eq!(check(&sim), (0, 0));
+    // Answering a swept request changes nothing.
+    sim.respond(&stream, 11, 20_001 * MS);
+    assert_eq!(check(&sim), (0, 0));
 }

@@ -80,8 +80,8 @@ pub struct SpanRecord {
 pub struct BreakInbound {
     pub trace_id: Option<TraceIdText>,
     pub span_id: Option<SpanIdText>,
-    pub method: Option<String>,
-    pub path: Option<String>,
+    pub method: Option<SharedStr>,
+    pub path: Option<SharedStr>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

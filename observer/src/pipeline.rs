@@ -3,6 +3,7 @@
 //! counters through [`Pipeline::on_drop_check`], and clock conversion from a fixed offset.
 
 use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use crate::capture::record::Event;
@@ -11,8 +12,8 @@ use crate::http::head::ParseOptions;
 use crate::http::table::Limits;
 use crate::http::tracker::{HttpEvent, Role, SocketLookup, Tracker, TrackerStats};
 use crate::output::{
-    BreakCounts, BreakInbound, BreakOutbound, BreakRecord, CaptureCounts, ProcessMeta, Record,
-    SpanIdText, SpanRecord, SummaryRecord, peer_text, rfc3339,
+    BreakCounts, BreakInbound, BreakOutbound, BreakRecord, CaptureCounts, PeerText, ProcessMeta,
+    Record, SpanIdText, SpanRecord, SummaryRecord, peer_text, rfc3339,
 };
 use crate::text::{SharedStr, inline_str};
 use crate::tracectx::SpanId;
@@ -127,6 +128,29 @@ pub struct Pipeline {
     decode_errors: u64,
     scratch: Vec<HttpEvent>,
     findings: Vec<Finding>,
+    peers: PeerTexts,
+}
+
+/// Peer addresses as text, kept for the next record with the same peer (a service talks to few
+/// peers, over and over); starts over when full, so its memory is bounded.
+#[derive(Default)]
+struct PeerTexts(HashMap<SocketAddr, PeerText>);
+
+/// Peer texts kept at most (each 72 bytes with its key).
+const PEER_TEXTS: usize = 512;
+
+impl PeerTexts {
+    fn text(&mut self, addr: SocketAddr) -> PeerText {
+        if let Some(&t) = self.0.get(&addr) {
+            return t;
+        }
+        if self.0.len() >= PEER_TEXTS {
+            self.0.clear();
+        }
+        let t = peer_text(addr);
+        self.0.insert(addr, t);
+        t
+    }
 }
 
 impl Pipeline {
@@ -155,6 +179,7 @@ impl Pipeline {
             decode_errors: 0,
             scratch: Vec::new(),
             findings: Vec::new(),
+            peers: PeerTexts::default(),
         }
     }
 
@@ -393,7 +418,7 @@ impl Pipeline {
             path: head.map(|h| h.path.clone()),
             host: head.and_then(|h| h.host.clone()),
             status: x.response.status,
-            peer: r.peer.map(peer_text),
+            peer: r.peer.map(|a| self.peers.text(a)),
             trace_id: s.trace_id.as_ref().map(|t| inline_str(t.as_wire())),
             span_id: span_text(s.span_id),
             parent_span_id: s.parent_span_id.map(span_text),
@@ -432,7 +457,7 @@ impl Pipeline {
                 method: head.map(|h| h.method.clone()).unwrap_or_default(),
                 path: head.map(|h| h.path.clone()).unwrap_or_default(),
                 host: head.and_then(|h| h.host.clone()),
-                peer: o.peer.map(peer_text),
+                peer: o.peer.map(|a| self.peers.text(a)),
                 trace_id: head
                     .and_then(|h| h.trace.primary())
                     .map(|c| inline_str(c.trace_id.as_wire())),
@@ -453,4 +478,24 @@ impl Pipeline {
 fn span_text(id: SpanId) -> SpanIdText {
     // Hex digits only: always UTF-8.
     inline_str(std::str::from_utf8(&id.hex()).unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peer_texts_are_the_address_text_and_bounded() {
+        let mut peers = PeerTexts::default();
+        for round in 0..2 {
+            for n in 0..(PEER_TEXTS as u16 + 100) {
+                let a = SocketAddr::from(([10, 0, (n >> 8) as u8, n as u8], 8080 + round));
+                assert_eq!(peers.text(a).as_str(), a.to_string());
+                assert!(peers.0.len() <= PEER_TEXTS);
+            }
+        }
+        let v6: SocketAddr = "[fe80::1%7]:443".parse().unwrap();
+        assert_eq!(peers.text(v6).as_str(), v6.to_string());
+        assert_eq!(peers.text(v6).as_str(), v6.to_string());
+    }
 }

@@ -145,25 +145,23 @@ impl TraceHeader {
     /// Looks a header name up, ASCII case-insensitively. No whitespace is
     /// trimmed.
     pub fn from_name(name: &str) -> Option<Self> {
-        use TraceHeader::*;
+        /// The longest name (`x-b3-parentspanid`, `x-ot-span-context`).
+        const LONGEST: usize = 17;
         // Most header names are not trace headers: rejected by their first letter and length
-        // before any comparison (every trace header begins with `x`, `b` or `t`).
-        let first = name.as_bytes().first()?.to_ascii_lowercase();
-        if !matches!(first, b'x' | b'b' | b't') {
+        // (every trace header begins with `x`, `b` or `t`), then lowercased once and compared
+        // byte for byte (`eq_ignore_ascii_case` lowercases both sides, byte by byte, per name).
+        let name = name.as_bytes();
+        let first = name.first()?.to_ascii_lowercase();
+        if !matches!(first, b'x' | b'b' | b't') || name.len() > LONGEST {
             return None;
         }
-        let same_length: &[TraceHeader] = match name.len() {
-            2 => &[B3Single],
-            10 => &[B3Flags, Tracestate],
-            11 => &[B3SpanId, Traceparent],
-            12 => &[B3TraceId, B3Sampled, RequestId],
-            17 => &[B3ParentSpanId, OtSpanContext],
-            _ => return None,
-        };
-        same_length
-            .iter()
-            .copied()
-            .find(|h| h.name().eq_ignore_ascii_case(name))
+        let mut buf = [0u8; LONGEST];
+        let lower = &mut buf[..name.len()];
+        lower.copy_from_slice(name);
+        lower.make_ascii_lowercase();
+        TraceHeader::ALL
+            .into_iter()
+            .find(|h| h.name().as_bytes() == lower)
     }
 
     /// Is this one of the B3 headers (single or multi)?
@@ -644,7 +642,7 @@ impl<'a> Field<'a> {
             Slot::Absent => Field::Absent,
             Slot::Conflict => Field::Bad,
             Slot::One(bytes) => match std::str::from_utf8(bytes) {
-                Ok(s) if !s.chars().any(char::is_control) => Field::Text(s),
+                Ok(s) if !has_control(s) => Field::Text(s),
                 _ => Field::Bad,
             },
         }
@@ -656,6 +654,16 @@ impl<'a> Field<'a> {
             Field::Bad => Parsed::Invalid,
             Field::Text(s) => f(s).map_or(Parsed::Invalid, Parsed::Valid),
         }
+    }
+}
+
+/// Whether `s` holds a control character (see [`char::is_control`]: C0, DEL and C1), byte by
+/// byte when it is ASCII, as header values almost always are.
+fn has_control(s: &str) -> bool {
+    if s.is_ascii() {
+        s.bytes().any(|b| b.is_ascii_control())
+    } else {
+        s.chars().any(char::is_control)
     }
 }
 
@@ -863,7 +871,28 @@ mod tests {
         assert_eq!(TraceHeader::from_name("x-b3-traceid\0"), None);
     }
 
-    /// The fast reject by first letter and length finds exactly what a scan of every name does.
+    #[test]
+    fn control_characters_are_found_in_ascii_and_in_utf_8() {
+        for (s, want) in [
+            (
+                "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+                false,
+            ),
+            ("", false),
+            ("caf\u{e9} ~", false),
+            ("a\tb", true),
+            ("a\x7fb", true),
+            ("\0", true),
+            ("caf\u{e9}\u{85}", true),
+            ("caf\u{e9}\n", true),
+        ] {
+            assert_eq!(has_control(s), want, "{s:?}");
+            assert_eq!(has_control(s), s.chars().any(char::is_control), "{s:?}");
+        }
+    }
+
+    /// The fast reject by first letter and length, and the lowercased comparison, find exactly
+    /// what a case-insensitive scan of every name does.
     #[test]
     fn header_name_lookup_agrees_with_a_full_scan() {
         let scan = |n: &str| {
