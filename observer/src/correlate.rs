@@ -248,6 +248,15 @@ struct Inbound {
     span_id: SpanId,
 }
 
+/// The trace-id values of a request (see [`TraceContext::trace_values`]) without zeros and
+/// repeats (a request carrying W3C and B3 headers has the same trace id in both).
+fn distinct_traces(t: &[u128; 3]) -> impl Iterator<Item = u128> + '_ {
+    t.iter()
+        .enumerate()
+        .filter(|&(n, &v)| v != 0 && !t[..n].contains(&v))
+        .map(|(_, &v)| v)
+}
+
 impl Inbound {
     /// Whether it can be the inbound request an outbound request made at `ts` serves: it arrived
     /// by then and is unanswered (for at most `max_active_ns`) or was answered at most `grace_ns`
@@ -327,17 +336,15 @@ impl Process {
     /// The most recent of the inbound requests active at `ts` that share a trace-id value with
     /// `traces` (see [`TraceContext::trace_values`]); ties go to the later arrival.
     fn latest_sharing(&self, traces: &[u128; 3], ts: u64, cfg: &Config) -> Option<&Inbound> {
-        traces
-            .iter()
-            .filter(|&&v| v != 0)
-            .flat_map(|&v| self.by_trace.range((v, 0)..=(v, u64::MAX)))
+        distinct_traces(traces)
+            .flat_map(|v| self.by_trace.range((v, 0)..=(v, u64::MAX)))
             .filter_map(|(_, seq)| self.active.get(seq))
             .filter(|i| i.active_at(ts, cfg))
             .max_by_key(|i| (i.start_ns, i.seq))
     }
 
     fn insert(&mut self, i: Inbound) {
-        for v in i.traces.into_iter().filter(|&v| v != 0) {
+        for v in distinct_traces(&i.traces) {
             self.by_trace.insert((v, i.seq));
         }
         self.active.insert(i.seq, i);
@@ -345,7 +352,7 @@ impl Process {
 
     fn remove(&mut self, seq: u64) -> Option<Inbound> {
         let i = self.active.remove(&seq)?;
-        for v in i.traces {
+        for v in distinct_traces(&i.traces) {
             self.by_trace.remove(&(v, seq));
         }
         Some(i)
@@ -372,7 +379,7 @@ impl Process {
                 let keep =
                     i.end_ns.is_some() || i.start_ns.saturating_add(cfg.max_active_ns) >= now;
                 if !keep {
-                    for v in i.traces {
+                    for v in distinct_traces(&i.traces) {
                         by_trace.remove(&(v, seq));
                     }
                 }
