@@ -87,6 +87,9 @@ use std::hash::{Hash, Hasher};
 use crate::text::{InlineStr, inline_str};
 
 /// Trace-context headers the observer understands.
+/// The longest `x-request-id` kept; a longer one is invalid.
+pub const REQUEST_ID_MAX: usize = 128;
+
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, PartialOrd, Ord)]
 pub enum TraceHeader {
     B3TraceId,
@@ -394,8 +397,9 @@ pub struct TraceContext {
     /// Sampling decision carried by B3 headers without a trace id (`b3: 0`,
     /// `b3: d`, lone `x-b3-sampled: 0`), else `None`.
     pub b3_sampling: Option<Sampling>,
-    /// `x-request-id` if valid.
-    pub request_id: Option<String>,
+    /// `x-request-id` if valid (at most [`REQUEST_ID_MAX`] bytes, held inline: Envoy sets one on
+    /// every request).
+    pub request_id: Option<InlineStr<REQUEST_ID_MAX>>,
     /// `x-ot-span-context` if valid.
     pub ot_span_context: Option<String>,
     /// Headers present and valid (used).
@@ -507,7 +511,7 @@ impl TraceContext {
 
         // Opaque ids.
         let request_id = field(TraceHeader::RequestId)
-            .parse(|s| printable_ascii(s, 1, 128, false).then(|| s.to_owned()));
+            .parse(|s| printable_ascii(s, 1, REQUEST_ID_MAX, false).then(|| inline_str(s)));
         ctx.request_id = ctx.mark(TraceHeader::RequestId, request_id);
         let ot = field(TraceHeader::OtSpanContext)
             .parse(|s| printable_ascii(s, 1, 512, true).then(|| s.to_owned()));
