@@ -65,7 +65,7 @@
 //! links to it; otherwise a new id. Its parent is the server span it was attributed to. Ids already
 //! emitted are never reused.
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 
 use foldhash::{HashMap, HashMapExt, HashSet};
 use std::sync::Arc;
@@ -257,6 +257,15 @@ fn distinct_traces(t: &[u128; 3]) -> impl Iterator<Item = u128> + '_ {
         .map(|(_, &v)| v)
 }
 
+/// Takes a request that is no longer a candidate out of the trace-id index, if there is one.
+fn unindex(index: &mut Option<BTreeMap<(u128, u64), Place>>, i: &Inbound) {
+    if let Some(index) = index {
+        for v in distinct_traces(&i.traces) {
+            index.remove(&(v, i.seq));
+        }
+    }
+}
+
 impl Inbound {
     /// Whether it can be the inbound request an outbound request made at `ts` serves: it arrived
     /// by then and is unanswered (for at most `max_active_ns`) or was answered at most `grace_ns`
@@ -302,15 +311,17 @@ pub const MAX_ANSWERED: usize = 256;
 
 #[derive(Debug, Default)]
 struct Process {
-    /// Inbound requests that can still be candidates, by sequence number: the unanswered ones and
-    /// the answered ones still in their grace period.
-    active: HashMap<u64, Inbound>,
-    /// The answered ones among them, in the order they were answered.
-    answered: VecDeque<u64>,
-    /// (trace-id value, sequence number) of each request in `active` that carries trace ids, so
+    /// Unanswered inbound requests, by sequence number.
+    open: HashMap<u64, Inbound>,
+    /// Answered inbound requests still in their grace period, in the order they were answered.
+    answered: VecDeque<Inbound>,
+    /// The answer number of the first of `answered` (each answered request gets the next one).
+    first_answer: u64,
+    /// Where each of them that carries trace ids is, by (trace-id value, sequence number), so
     /// that an outbound request finds the inbound ones it shares a trace id with without walking
-    /// all of them (`MAX_ANSWERED` and more on a busy process).
-    by_trace: BTreeSet<(u128, u64)>,
+    /// all of them (`MAX_ANSWERED` and more on a busy process). Built at the process's first
+    /// outbound request: a process that only serves never pays for it.
+    by_trace: Option<BTreeMap<(u128, u64), Place>>,
     /// Until this time the answered window lacks requests it had to drop (`MAX_ANSWERED`).
     incomplete_until: u64,
     /// When unanswered requests were last checked against `max_active_ns`.
@@ -322,6 +333,14 @@ struct Process {
     parent: HashMap<u32, u32>,
 }
 
+/// Where an inbound request of a [`Process`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Place {
+    Open,
+    /// In `answered`, with this answer number.
+    Answered(u64),
+}
+
 impl Process {
     /// Inbound requests active at `ts` (see [`Inbound::active_at`]). In no particular order (see
     /// [`by_arrival`]); a clone walks them again.
@@ -330,58 +349,85 @@ impl Process {
         ts: u64,
         cfg: &'a Config,
     ) -> impl Iterator<Item = &'a Inbound> + Clone {
-        self.active.values().filter(move |i| i.active_at(ts, cfg))
+        self.open
+            .values()
+            .chain(self.answered.iter())
+            .filter(move |i| i.active_at(ts, cfg))
+    }
+
+    fn at(&self, seq: u64, place: Place) -> Option<&Inbound> {
+        match place {
+            Place::Open => self.open.get(&seq),
+            Place::Answered(no) => {
+                let k = usize::try_from(no.checked_sub(self.first_answer)?).ok()?;
+                self.answered.get(k)
+            }
+        }
     }
 
     /// The most recent of the inbound requests active at `ts` that share a trace-id value with
     /// `traces` (see [`TraceContext::trace_values`]); ties go to the later arrival.
     fn latest_sharing(&self, traces: &[u128; 3], ts: u64, cfg: &Config) -> Option<&Inbound> {
+        // Built by `index_traces` before an outbound request is attributed.
+        let index = self.by_trace.as_ref()?;
         distinct_traces(traces)
-            .flat_map(|v| self.by_trace.range((v, 0)..=(v, u64::MAX)))
-            .filter_map(|(_, seq)| self.active.get(seq))
+            .flat_map(|v| index.range((v, 0)..=(v, u64::MAX)))
+            .filter_map(|(&(_, seq), &place)| self.at(seq, place))
             .filter(|i| i.active_at(ts, cfg))
             .max_by_key(|i| (i.start_ns, i.seq))
     }
 
-    fn insert(&mut self, i: Inbound) {
-        for v in distinct_traces(&i.traces) {
-            self.by_trace.insert((v, i.seq));
+    /// Builds the trace-id index if this is the process's first outbound request.
+    fn index_traces(&mut self) {
+        if self.by_trace.is_some() {
+            return;
         }
-        self.active.insert(i.seq, i);
+        let open = self.open.values().map(|i| (i, Place::Open));
+        let answered = (self.first_answer..)
+            .zip(&self.answered)
+            .map(|(no, i)| (i, Place::Answered(no)));
+        let index = open
+            .chain(answered)
+            .flat_map(|(i, place)| distinct_traces(&i.traces).map(move |v| ((v, i.seq), place)))
+            .collect();
+        self.by_trace = Some(index);
     }
 
-    fn remove(&mut self, seq: u64) -> Option<Inbound> {
-        let i = self.active.remove(&seq)?;
-        for v in distinct_traces(&i.traces) {
-            self.by_trace.remove(&(v, seq));
+    fn place(&mut self, i: &Inbound, place: Place) {
+        if let Some(index) = &mut self.by_trace {
+            index.extend(distinct_traces(&i.traces).map(|v| ((v, i.seq), place)));
         }
+    }
+
+    fn arrive(&mut self, i: Inbound) {
+        self.place(&i, Place::Open);
+        self.open.insert(i.seq, i);
+    }
+
+    /// Drops the oldest answered request.
+    fn pop_answered(&mut self) -> Option<Inbound> {
+        let i = self.answered.pop_front()?;
+        self.first_answer += 1;
+        unindex(&mut self.by_trace, &i);
         Some(i)
     }
 
     /// Drops what can no longer be a candidate at `now`.
     fn expire(&mut self, now: u64, cfg: &Config) {
-        while let Some(&seq) = self.answered.front() {
-            let expired = self.active.get(&seq).is_none_or(|i| {
-                i.end_ns
-                    .is_some_and(|end| end.saturating_add(cfg.grace_ns) < now)
-            });
-            if !expired {
-                break;
-            }
-            self.answered.pop_front();
-            self.remove(seq);
+        while self.answered.front().is_some_and(|i| {
+            i.end_ns
+                .is_some_and(|end| end.saturating_add(cfg.grace_ns) < now)
+        }) {
+            self.pop_answered();
         }
         // Unanswered requests past max_active: checked at most once a second.
         if now.saturating_sub(self.swept_at) >= 1_000_000_000 {
             self.swept_at = now;
             let by_trace = &mut self.by_trace;
-            self.active.retain(|&seq, i| {
-                let keep =
-                    i.end_ns.is_some() || i.start_ns.saturating_add(cfg.max_active_ns) >= now;
+            self.open.retain(|_, i| {
+                let keep = i.start_ns.saturating_add(cfg.max_active_ns) >= now;
                 if !keep {
-                    for v in distinct_traces(&i.traces) {
-                        by_trace.remove(&(v, seq));
-                    }
+                    unindex(by_trace, i);
                 }
                 keep
             });
@@ -404,14 +450,15 @@ impl Process {
     }
 
     fn answer(&mut self, seq: u64, at: u64, cfg: &Config) {
-        let Some(i) = self.active.get_mut(&seq).filter(|i| i.end_ns.is_none()) else {
+        let Some(mut i) = self.open.remove(&seq) else {
             return;
         };
         i.end_ns = Some(at);
-        self.answered.push_back(seq);
+        let no = self.first_answer + self.answered.len() as u64;
+        self.place(&i, Place::Answered(no));
+        self.answered.push_back(i);
         if self.answered.len() > MAX_ANSWERED
-            && let Some(old) = self.answered.pop_front()
-            && let Some(old) = self.remove(old)
+            && let Some(old) = self.pop_answered()
         {
             let until = old.end_ns.unwrap_or(at).saturating_add(cfg.grace_ns);
             self.incomplete_until = self.incomplete_until.max(until);
@@ -419,7 +466,10 @@ impl Process {
     }
 
     fn span_of(&self, seq: u64) -> Option<SpanId> {
-        self.active.get(&seq).map(|i| i.span_id)
+        self.open
+            .get(&seq)
+            .or_else(|| self.answered.iter().rev().find(|i| i.seq == seq))
+            .map(|i| i.span_id)
     }
 }
 
@@ -577,7 +627,7 @@ impl Correlator {
         if let Some(t) = r.head.as_ref().and_then(|h| trusted_primary(&h.trace)) {
             p.remember(now, t.0.value(), span_id);
         }
-        p.insert(Inbound {
+        p.arrive(Inbound {
             seq: r.seq,
             tid: r.origin.tid,
             start_ns: now,
@@ -694,6 +744,7 @@ impl Correlator {
             return;
         };
         p.expire(ts, &self.cfg);
+        p.index_traces();
         let p = &*p;
         let cands = p.candidates(ts, &self.cfg);
         if cands.clone().next().is_none() {

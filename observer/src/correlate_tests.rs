@@ -2473,9 +2473,10 @@ fn overflowing_grace_window_makes_heuristic_verdicts_unknown() {
     );
 }
 
-/// The trace-id index holds exactly the trace values of the requests that can still be
-/// candidates: entries leave with their request when its grace period ends, when the answered
-/// window overflows and when an unanswered request passes `max_active_ns`.
+/// The trace-id index is built at the process's first outbound request and then holds exactly the
+/// trace values of the requests that can still be candidates: entries leave with their request
+/// when its grace period ends, when the answered window overflows and when an unanswered request
+/// passes `max_active_ns`.
 #[test]
 fn trace_index_follows_the_active_requests() {
     let mut sim = Sim::with(Config {
@@ -2484,14 +2485,24 @@ fn trace_index_follows_the_active_requests() {
     });
     fn check(sim: &Sim) -> (usize, usize) {
         let p = &sim.c.procs[&PID];
-        let want: BTreeSet<(u128, u64)> = p
-            .active
-            .values()
-            .flat_map(|i| i.traces.iter().filter(|&&v| v != 0).map(|&v| (v, i.seq)))
+        let open = p.open.values().map(|i| (i, Place::Open));
+        let answered = (p.first_answer..)
+            .zip(&p.answered)
+            .map(|(no, i)| (i, Place::Answered(no)));
+        let want: BTreeMap<(u128, u64), Place> = open
+            .chain(answered)
+            .flat_map(|(i, place)| {
+                i.traces
+                    .iter()
+                    .filter(|&&v| v != 0)
+                    .map(move |&v| ((v, i.seq), place))
+            })
             .collect();
-        assert_eq!(p.by_trace, want);
-        assert!(p.answered.iter().all(|s| p.active[s].end_ns.is_some()));
-        (p.active.len(), p.by_trace.len())
+        assert_eq!(p.by_trace.as_ref(), Some(&want));
+        for (&(_, seq), &place) in &want {
+            assert_eq!(p.at(seq, place).map(|i| i.seq), Some(seq));
+        }
+        (p.open.len() + p.answered.len(), want.len())
     }
     // Unanswered, traced in both formats (one value), and untraced.
     let stream = sim.inbound(
@@ -2501,6 +2512,8 @@ fn trace_index_follows_the_active_requests() {
         &(tp(A, A_SPAN) + "\r\n" + &b3m(A, A_SPAN)),
     );
     sim.inbound(12, MS, "GET /plain", "");
+    assert!(sim.c.procs[&PID].by_trace.is_none());
+    sim.outbound(11, MS, "GET /first", "");
     assert_eq!(check(&sim), (2, 1));
     // More answered requests than the window keeps, each with its own trace.
     for n in 0..(MAX_ANSWERED as u64 + 10) {
