@@ -86,10 +86,10 @@ use std::hash::{Hash, Hasher};
 
 use crate::text::{InlineStr, inline_str};
 
-/// Trace-context headers the observer understands.
 /// The longest `x-request-id` kept; a longer one is invalid.
 pub const REQUEST_ID_MAX: usize = 128;
 
+/// Trace-context headers the observer understands.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, PartialOrd, Ord)]
 pub enum TraceHeader {
     B3TraceId,
@@ -349,7 +349,7 @@ impl SpanId {
 }
 
 /// The `N` low hex digits of `v`, lower case, most significant first.
-pub(crate) fn hex_digits<const N: usize>(v: u64) -> [u8; N] {
+fn hex_digits<const N: usize>(v: u64) -> [u8; N] {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut out = [b'0'; N];
     let mut v = v;
