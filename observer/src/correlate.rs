@@ -248,19 +248,16 @@ struct Inbound {
     span_id: SpanId,
 }
 
-/// The trace-id values of a request (see [`TraceContext::trace_values`]) without zeros and
-/// repeats (a request carrying W3C and B3 headers has the same trace id in both).
-fn distinct_traces(t: &[u128; 3]) -> impl Iterator<Item = u128> + '_ {
-    t.iter()
-        .enumerate()
-        .filter(|&(n, &v)| v != 0 && !t[..n].contains(&v))
-        .map(|(_, &v)| v)
+/// The trace-id values a request carries (the non-zero ones of [`TraceContext::trace_values`],
+/// which are distinct).
+fn trace_keys(t: &[u128; 3]) -> impl Iterator<Item = u128> + '_ {
+    t.iter().copied().filter(|&v| v != 0)
 }
 
 /// Takes a request that is no longer a candidate out of the trace-id index, if there is one.
 fn unindex(index: &mut Option<BTreeMap<(u128, u64), Place>>, i: &Inbound) {
     if let Some(index) = index {
-        for v in distinct_traces(&i.traces) {
+        for v in trace_keys(&i.traces) {
             index.remove(&(v, i.seq));
         }
     }
@@ -370,7 +367,7 @@ impl Process {
     fn latest_sharing(&self, traces: &[u128; 3], ts: u64, cfg: &Config) -> Option<&Inbound> {
         // Built by `index_traces` before an outbound request is attributed.
         let index = self.by_trace.as_ref()?;
-        distinct_traces(traces)
+        trace_keys(traces)
             .flat_map(|v| index.range((v, 0)..=(v, u64::MAX)))
             .filter_map(|(&(_, seq), &place)| self.at(seq, place))
             .filter(|i| i.active_at(ts, cfg))
@@ -388,14 +385,14 @@ impl Process {
             .map(|(no, i)| (i, Place::Answered(no)));
         let index = open
             .chain(answered)
-            .flat_map(|(i, place)| distinct_traces(&i.traces).map(move |v| ((v, i.seq), place)))
+            .flat_map(|(i, place)| trace_keys(&i.traces).map(move |v| ((v, i.seq), place)))
             .collect();
         self.by_trace = Some(index);
     }
 
     fn place(&mut self, i: &Inbound, place: Place) {
         if let Some(index) = &mut self.by_trace {
-            index.extend(distinct_traces(&i.traces).map(|v| ((v, i.seq), place)));
+            index.extend(trace_keys(&i.traces).map(|v| ((v, i.seq), place)));
         }
     }
 

@@ -538,11 +538,17 @@ impl TraceContext {
         self.carriers().map(|c| &c.trace_id)
     }
 
-    /// The trace-id values of all formats (w3c, b3 single, b3 multi), 0 where a format carries
-    /// none (a valid trace id is never 0).
+    /// The distinct trace-id values of all formats (w3c, b3 single, b3 multi), 0 where a format
+    /// carries none or the same id as a format before it (a valid trace id is never 0).
     pub fn trace_values(&self) -> [u128; 3] {
-        [&self.w3c, &self.b3_single, &self.b3_multi]
-            .map(|c| c.as_ref().map_or(0, |c| c.trace_id.value()))
+        let mut v = [&self.w3c, &self.b3_single, &self.b3_multi]
+            .map(|c| c.as_ref().map_or(0, |c| c.trace_id.value()));
+        for n in 1..v.len() {
+            if v[..n].contains(&v[n]) {
+                v[n] = 0;
+            }
+        }
+        v
     }
 
     /// The carrier to report: traceparent first, then b3 single, then b3
@@ -873,6 +879,33 @@ mod tests {
         assert_eq!(TraceHeader::from_name(" b3"), None);
         assert_eq!(TraceHeader::from_name(""), None);
         assert_eq!(TraceHeader::from_name("x-b3-traceid\0"), None);
+    }
+
+    #[test]
+    fn trace_values_are_distinct() {
+        let tp = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+        let a = 0x0af7651916cd43dd8448eb211c80319c_u128;
+        let b = 0x4bf92f3577b34da6a3ce929d0e0e4736_u128;
+        assert_eq!(ctx(&[]).trace_values(), [0, 0, 0]);
+        assert_eq!(ctx(&[("traceparent", tp)]).trace_values(), [a, 0, 0]);
+        let same = ctx(&[
+            ("traceparent", tp),
+            ("x-b3-traceid", "0af7651916cd43dd8448eb211c80319c"),
+            ("x-b3-spanid", "b7ad6b7169203331"),
+        ]);
+        assert_eq!(same.trace_values(), [a, 0, 0]);
+        let other = ctx(&[
+            ("traceparent", tp),
+            ("x-b3-traceid", "4bf92f3577b34da6a3ce929d0e0e4736"),
+            ("x-b3-spanid", "00f067aa0ba902b7"),
+        ]);
+        assert_eq!(other.trace_values(), [a, 0, b]);
+        let b3_only = ctx(&[
+            ("b3", "4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-1"),
+            ("x-b3-traceid", "4bf92f3577b34da6a3ce929d0e0e4736"),
+            ("x-b3-spanid", "00f067aa0ba902b7"),
+        ]);
+        assert_eq!(b3_only.trace_values(), [0, b, 0]);
     }
 
     #[test]
