@@ -99,7 +99,7 @@ fn lower_hex(s: &str, lens: &[usize]) -> bool {
 
 fn check_carrier(c: &Carrier, wire_lens: &[usize]) {
     assert_ne!(c.trace_id.value(), 0);
-    let wire = c.trace_id.as_wire();
+    let wire = &*c.trace_id.wire();
     assert!(lower_hex(wire, wire_lens), "trace id wire {wire:?}");
     assert_eq!(
         u128::from_str_radix(wire, 16).ok(),
@@ -216,8 +216,8 @@ pub fn check(headers: &[(String, Vec<u8>)]) {
         let other = ctx_of(&variant);
         assert_eq!(other, ctx, "{what} changed the context");
         assert_eq!(
-            other.primary().map(|c| c.trace_id.as_wire()),
-            ctx.primary().map(|c| c.trace_id.as_wire()),
+            other.primary().map(|c| c.trace_id.wire()),
+            ctx.primary().map(|c| c.trace_id.wire()),
             "{what}"
         );
     };

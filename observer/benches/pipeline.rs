@@ -22,7 +22,7 @@ use observer::correlate::{Config, IdSource};
 use observer::http::head::ParseOptions;
 use observer::http::table::Limits;
 use observer::http::tracker::{FdKind, SocketLookup};
-use observer::output::{Format, render};
+use observer::output::{Format, render_into};
 use observer::pipeline::{KernelCounters, Pipeline, ProcView};
 use observer_common::{KIND_ACCEPT, KIND_CLOSE, KIND_CONNECT};
 use stats_alloc::{INSTRUMENTED_SYSTEM, StatsAlloc};
@@ -143,6 +143,7 @@ fn run(records: &[Vec<u8>], json: bool) -> usize {
     let mut os = FakeOs;
     let mut out = Vec::new();
     let mut emitted = 0;
+    let mut line = Vec::new();
     let mut bytes = 0;
     for (i, rec) in records.iter().enumerate() {
         match decode_ref(rec) {
@@ -154,7 +155,9 @@ fn run(records: &[Vec<u8>], json: bool) -> usize {
         }
         if json {
             for r in &out {
-                bytes += render(r, Format::Json, false).len();
+                line.clear();
+                render_into(r, Format::Json, false, &mut line);
+                bytes += line.len();
             }
         }
         emitted += out.len();

@@ -141,6 +141,9 @@ fn wall_offset_ns() -> anyhow::Result<i128> {
     Ok(ns(real) - ns(mono))
 }
 
+/// Initial capacity of the line buffer: a span is ~400 bytes.
+const LINE_CAPACITY: usize = 1024;
+
 /// Records on stdout, written straight to its fd (no `Stdout` lock or line buffering): one
 /// `write` per drained batch.
 struct Sink {
@@ -149,6 +152,8 @@ struct Sink {
     colour: bool,
     /// `--no-spans`: spans are not printed (they still go to OTLP).
     spans: bool,
+    /// The line being written (reused).
+    line: Vec<u8>,
 }
 
 impl Sink {
@@ -158,8 +163,10 @@ impl Sink {
             if !self.spans && matches!(r, Record::Span(_)) {
                 continue;
             }
-            let line = output::render(&r, self.format, self.colour);
-            if let Err(e) = writeln!(self.out, "{line}") {
+            self.line.clear();
+            output::render_into(&r, self.format, self.colour, &mut self.line);
+            self.line.push(b'\n');
+            if let Err(e) = self.out.write_all(&self.line) {
                 if e.kind() == std::io::ErrorKind::BrokenPipe {
                     return Ok(false);
                 }
@@ -273,6 +280,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         colour: args.output == Format::Pretty && std::io::stdout().is_terminal(),
         format: args.output,
         spans: !args.no_spans,
+        line: Vec::with_capacity(LINE_CAPACITY),
     };
     let mut records = vec![Record::Ready {
         pids: args.pids.clone(),

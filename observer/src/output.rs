@@ -3,6 +3,7 @@
 //! (`--output pretty`, coloured only on a terminal).
 
 use std::fmt::Write as _;
+use std::sync::Arc;
 
 use serde::Serialize;
 
@@ -30,11 +31,11 @@ pub struct ProcessMeta {
     /// The command it was started with (argv[0]).
     pub command: Option<String>,
     /// Its cgroup (see [`crate::cgroup`]).
-    pub cgroup: Option<String>,
-    pub container_id: Option<String>,
+    pub cgroup: Option<SharedStr>,
+    pub container_id: Option<SharedStr>,
     pub pod_uid: Option<String>,
     /// Its pod and container (`--kubernetes`).
-    pub k8s: Option<K8sMeta>,
+    pub k8s: Option<Arc<K8sMeta>>,
 }
 
 /// A complete exchange seen by one process.
@@ -60,16 +61,16 @@ pub struct SpanRecord {
     pub attribution: Option<&'static str>,
     /// The process's cgroup and container (absent when unknown / not in a container).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub cgroup: Option<String>,
+    pub cgroup: Option<SharedStr>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub container_id: Option<String>,
+    pub container_id: Option<SharedStr>,
     /// Its pod (`--kubernetes`): `{"namespace","pod","container","workload_kind","workload"}`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub k8s: Option<K8sMeta>,
+    pub k8s: Option<Arc<K8sMeta>>,
     #[serde(skip)]
     pub user_agent: Option<SharedStr>,
     #[serde(skip)]
-    pub process: std::sync::Arc<ProcessMeta>,
+    pub process: Arc<ProcessMeta>,
     #[serde(skip)]
     pub start_unix_ns: u64,
     #[serde(skip)]
@@ -106,16 +107,16 @@ pub struct BreakRecord {
     pub missing: Vec<&'static str>,
     pub time: TimeText,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub cgroup: Option<String>,
+    pub cgroup: Option<SharedStr>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub container_id: Option<String>,
+    pub container_id: Option<SharedStr>,
     /// Its pod (`--kubernetes`): `{"namespace","pod","container","workload_kind","workload"}`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub k8s: Option<K8sMeta>,
+    pub k8s: Option<Arc<K8sMeta>>,
     #[serde(skip)]
     pub server_span_id: Option<SpanIdText>,
     #[serde(skip)]
-    pub process: std::sync::Arc<ProcessMeta>,
+    pub process: Arc<ProcessMeta>,
     #[serde(skip)]
     pub time_unix_ns: u64,
 }
@@ -191,22 +192,30 @@ pub enum Format {
     Json,
 }
 
-/// Initial capacity of a JSON line.
-const JSON_CAPACITY: usize = 512;
-
 /// Renders one record as one line (without the newline).
 pub fn render(record: &Record, format: Format, colour: bool) -> String {
+    let mut line = Vec::new();
+    render_into(record, format, colour, &mut line);
+    String::from_utf8_lossy(&line).into_owned()
+}
+
+/// Appends one record's line (without the newline) to `out`: the observer renders every record
+/// into one reused buffer.
+pub fn render_into(record: &Record, format: Format, colour: bool, out: &mut Vec<u8>) {
     match format {
         Format::Json => {
-            // One allocation for most records (a span is ~400 bytes) rather than growing from
-            // serde_json's 128.
-            let mut buf = Vec::with_capacity(JSON_CAPACITY);
-            match serde_json::to_writer(&mut buf, record) {
-                Ok(()) => String::from_utf8(buf).unwrap_or_default(),
-                Err(e) => format!("{{\"type\":\"error\",\"error\":\"{e}\"}}"),
+            let start = out.len();
+            if let Err(e) = serde_json::to_writer(&mut *out, record) {
+                // Only a writer's error can fail this (the records hold no maps with non-string
+                // keys), and a `Vec` does not fail: still, never half a line.
+                out.truncate(start);
+                let error = serde_json::Value::String(e.to_string());
+                out.extend_from_slice(
+                    format!("{{\"type\":\"error\",\"error\":{error}}}").as_bytes(),
+                );
             }
         }
-        Format::Pretty => pretty(record, colour),
+        Format::Pretty => out.extend_from_slice(pretty(record, colour).as_bytes()),
     }
 }
 

@@ -419,7 +419,7 @@ impl Pipeline {
             host: head.and_then(|h| h.host.clone()),
             status: x.response.status,
             peer: r.peer.map(|a| self.peers.text(a)),
-            trace_id: s.trace_id.as_ref().map(|t| inline_str(t.as_wire())),
+            trace_id: s.trace_id.as_ref().map(|t| t.wire()),
             span_id: span_text(s.span_id),
             parent_span_id: s.parent_span_id.map(span_text),
             start: rfc3339(start),
@@ -448,7 +448,7 @@ impl Pipeline {
             tid: o.origin.tid,
             service,
             inbound: BreakInbound {
-                trace_id: b.inbound.trace_id.as_ref().map(|t| inline_str(t.as_wire())),
+                trace_id: b.inbound.trace_id.as_ref().map(|t| t.wire()),
                 span_id: b.inbound.span_id.map(span_text),
                 method: b.inbound.method.clone(),
                 path: b.inbound.path.clone(),
@@ -460,7 +460,7 @@ impl Pipeline {
                 peer: o.peer.map(|a| self.peers.text(a)),
                 trace_id: head
                     .and_then(|h| h.trace.primary())
-                    .map(|c| inline_str(c.trace_id.as_wire())),
+                    .map(|c| c.trace_id.wire()),
             },
             missing: b.missing.iter().map(|h| h.name()).collect(),
             time: rfc3339(time),

@@ -4,6 +4,7 @@
 use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use procfs::process::{FDTarget, Process};
 
@@ -11,6 +12,7 @@ use crate::http::tracker::{FdKind, SocketLookup};
 use crate::k8s::{K8sMeta, SharedIndex};
 use crate::output::ProcessMeta;
 use crate::pipeline::ProcView;
+use crate::text::SharedStr;
 
 /// `/proc` (or a host's `/proc` mounted elsewhere), and with `--kubernetes` the pods of the node.
 #[derive(Debug, Clone)]
@@ -139,10 +141,10 @@ impl ProcView for Procfs {
             service: self.service_of(pid, k8s.as_ref()),
             executable,
             command,
-            cgroup: (!cg.path.is_empty()).then_some(cg.path),
-            container_id: cg.container_id,
+            cgroup: (!cg.path.is_empty()).then(|| SharedStr::from(cg.path)),
+            container_id: cg.container_id.map(SharedStr::from),
             pod_uid: cg.pod_uid,
-            k8s,
+            k8s: k8s.map(Arc::new),
         }
     }
 
@@ -150,12 +152,12 @@ impl ProcView for Procfs {
     /// pod is gone keeps what it had.
     fn refresh(&mut self, meta: &ProcessMeta) -> Option<ProcessMeta> {
         let k8s = self.pod_of(meta.pod_uid.as_deref(), meta.container_id.as_deref())?;
-        if meta.k8s.as_ref() == Some(&k8s) {
+        if meta.k8s.as_deref() == Some(&k8s) {
             return None;
         }
         Some(ProcessMeta {
             service: self.service_of(meta.pid, Some(&k8s)),
-            k8s: Some(k8s),
+            k8s: Some(Arc::new(k8s)),
             ..meta.clone()
         })
     }

@@ -419,10 +419,10 @@ fn kubernetes_resource_attributes_of_a_pod_process() {
     };
     let mut m = (*meta(7, "checkout")).clone();
     m.pod_uid = Some(uid.into());
-    m.k8s = Some(K8sMeta {
+    m.k8s = Some(Arc::new(K8sMeta {
         pod: Arc::new(pod),
         container: Some("checkout".into()),
-    });
+    }));
     let mut rec = span_rec(7, "server", 200, "53995c3f42cd8ad8");
     rec.process = Arc::new(m);
     let req = traces(&[rec], &[], &host());

@@ -396,7 +396,7 @@ mod tests {
         let (r, _) = req(raw);
         assert_eq!(r.version, 0);
         assert_eq!(
-            r.trace.primary().unwrap().trace_id.as_wire(),
+            r.trace.primary().unwrap().trace_id.wire().as_str(),
             "463ac35c9f6413ad48485a3953bb6124"
         );
         assert!(r.trace.present.contains(TraceHeader::B3SpanId));
@@ -412,7 +412,7 @@ mod tests {
         let (r, len) = req(&raw);
         assert_eq!(len, raw.len());
         assert_eq!(
-            r.trace.w3c.as_ref().unwrap().trace_id.as_wire(),
+            r.trace.w3c.as_ref().unwrap().trace_id.wire().as_str(),
             "0af7651916cd43dd8448eb211c80319c"
         );
         // The cookie value is not kept anywhere in the parsed head.

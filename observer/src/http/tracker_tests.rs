@@ -370,7 +370,7 @@ fn trace_id(r: &Request) -> String {
     head_of(r)
         .trace
         .primary()
-        .map(|c| c.trace_id.as_wire().to_owned())
+        .map(|c| c.trace_id.wire().as_str().to_owned())
         .unwrap_or_default()
 }
 
