@@ -10,6 +10,8 @@ use serde::Serialize;
 use crate::k8s::K8sMeta;
 use crate::text::{InlineStr, SharedStr, inline_display};
 
+mod json;
+
 /// A trace id's text (16 or 32 hex digits), kept inline.
 pub type TraceIdText = InlineStr<32>;
 /// A span id's text (16 hex digits), kept inline.
@@ -203,6 +205,7 @@ pub fn render(record: &Record, format: Format, colour: bool) -> String {
 /// into one reused buffer.
 pub fn render_into(record: &Record, format: Format, colour: bool, out: &mut Vec<u8>) {
     match format {
+        Format::Json if let Record::Span(s) = record => json::span(s, out),
         Format::Json => {
             let start = out.len();
             if let Err(e) = serde_json::to_writer(&mut *out, record) {
