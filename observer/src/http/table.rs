@@ -103,27 +103,6 @@ impl<Conn: LastUse> ConnTable<Conn> {
         Some(conn)
     }
 
-    /// Takes a connection out to work on it, for [`ConnTable::put_back`]. Unlike `remove`, the
-    /// process's map stays, so a record on a process's only connection frees and allocates nothing.
-    pub fn take(&mut self, pid: u32, fd: i32) -> Option<Conn> {
-        let conn = self.procs.get_mut(&pid)?.remove(&fd)?;
-        self.len -= 1;
-        Some(conn)
-    }
-
-    /// Returns a connection [`ConnTable::take`] took out; the caps held when it was taken.
-    pub fn put_back(&mut self, pid: u32, fd: i32, conn: Conn) {
-        if self
-            .procs
-            .entry(pid)
-            .or_default()
-            .insert(fd, conn)
-            .is_none()
-        {
-            self.len += 1;
-        }
-    }
-
     /// Every connection of a process that ended.
     pub fn remove_process(&mut self, pid: u32) -> Vec<Conn> {
         let conns: Vec<Conn> = self
@@ -145,7 +124,15 @@ impl<Conn: LastUse> ConnTable<Conn> {
         if self.len >= self.limits.max_connections.max(1) {
             self.evict_lru(None, evicted);
         }
-        self.put_back(pid, fd, conn);
+        if self
+            .procs
+            .entry(pid)
+            .or_default()
+            .insert(fd, conn)
+            .is_none()
+        {
+            self.len += 1;
+        }
     }
 
     /// Evicts the least recently used 1/16 (at least one) of a process's connections, or of all.
@@ -294,27 +281,6 @@ mod tests {
         assert_eq!(t.len(), 2);
         assert!(ev.is_empty());
         assert_eq!(t.get_mut(1, 3).map(|c| c.0), Some(2));
-    }
-
-    #[test]
-    fn take_and_put_back_keep_the_count_and_the_process_entry() {
-        let mut t = ConnTable::new(limits(1, 1));
-        let mut ev = Vec::new();
-        t.insert(1, 3, C(1), &mut ev);
-        let c = t.take(1, 3).unwrap();
-        assert!(t.is_empty());
-        assert!(
-            t.procs.contains_key(&1),
-            "the process's map stays while its connection is out"
-        );
-        assert_eq!(t.take(1, 3), None);
-        t.put_back(1, 3, C(c.0 + 1));
-        assert_eq!(t.len(), 1);
-        assert_eq!(t.get_mut(1, 3).map(|c| c.0), Some(2));
-        assert!(
-            ev.is_empty(),
-            "putting back is not an insertion over the caps"
-        );
     }
 
     #[test]

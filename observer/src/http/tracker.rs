@@ -218,6 +218,12 @@ impl Conn {
 #[derive(Debug, Default)]
 pub struct Tracker {
     conns: ConnTable<Conn>,
+    /// The rest: what works on one connection borrows it (in place in the table) and this.
+    core: Core,
+}
+
+#[derive(Debug, Default)]
+struct Core {
     next_serial: u64,
     next_seq: u64,
     opts: ParseOptions,
@@ -233,14 +239,16 @@ impl Tracker {
 
     pub fn with_limits(opts: ParseOptions, limits: Limits) -> Self {
         Tracker {
-            opts,
             conns: ConnTable::new(limits),
-            ..Tracker::default()
+            core: Core {
+                opts,
+                ..Core::default()
+            },
         }
     }
 
     pub fn stats(&self) -> TrackerStats {
-        self.stats
+        self.core.stats
     }
 
     pub fn evictions(&self) -> EvictionStats {
@@ -262,7 +270,7 @@ impl Tracker {
                 tid: 0,
                 ts_ns: now_ns,
             };
-            self.finish(conn, at, Abandon::Evicted, out);
+            self.core.finish(conn, at, Abandon::Evicted, out);
         }
     }
 
@@ -285,33 +293,57 @@ impl Tracker {
             Event::Accept(c) => self.open(c, Role::Server, out),
             Event::Close { origin, fd } => {
                 if let Some(conn) = self.conns.remove(origin.pid, *fd) {
-                    self.finish(conn, *origin, Abandon::Closed, out);
+                    self.core.finish(conn, *origin, Abandon::Closed, out);
                 }
             }
             Event::Exit { origin } => {
                 for conn in self.conns.remove_process(origin.pid) {
-                    self.finish(conn, *origin, Abandon::ProcessExit, out);
+                    self.core.finish(conn, *origin, Abandon::ProcessExit, out);
                 }
             }
             Event::Fork { .. } | Event::ThreadExit { .. } | Event::Exec { .. } => {}
         }
     }
 
-    fn serial(&mut self) -> u64 {
-        self.next_serial += 1;
-        self.next_serial
-    }
-
     fn open(&mut self, c: &Connection, role: Role, out: &mut Vec<HttpEvent>) {
         if let Some(old) = self.conns.remove(c.origin.pid, c.fd) {
-            self.finish(old, c.origin, Abandon::Closed, out);
+            self.core.finish(old, c.origin, Abandon::Closed, out);
         }
         let id = ConnId {
             pid: c.origin.pid,
             fd: c.fd,
-            serial: self.serial(),
+            serial: self.core.serial(),
         };
         self.insert(Conn::new(id, Some(role), c.peer, c.origin.ts_ns), out);
+    }
+
+    fn on_data(&mut self, d: &Data, os: &mut dyn SocketLookup, out: &mut Vec<HttpEvent>) {
+        let (pid, fd) = (d.origin.pid, d.fd);
+        if let Some(conn) = self.conns.get_mut(pid, fd) {
+            self.core.on_data(conn, d, out);
+            return;
+        }
+        // First sight of this fd: a socket that existed before we attached, or not a socket.
+        let id = ConnId {
+            pid,
+            fd,
+            serial: self.core.serial(),
+        };
+        let mut conn = Conn::new(id, None, None, d.origin.ts_ns);
+        match os.lookup(pid, fd) {
+            FdKind::Socket { peer } => conn.peer = peer,
+            FdKind::NotSocket => conn.not_socket = true,
+            FdKind::Unknown => {}
+        }
+        self.core.on_data(&mut conn, d, out);
+        self.insert(conn, out);
+    }
+}
+
+impl Core {
+    fn serial(&mut self) -> u64 {
+        self.next_serial += 1;
+        self.next_serial
     }
 
     /// Ends a connection: its partial heads and unanswered requests are reported.
@@ -359,37 +391,12 @@ impl Tracker {
         }));
     }
 
-    fn on_data(&mut self, d: &Data, os: &mut dyn SocketLookup, out: &mut Vec<HttpEvent>) {
-        let (pid, fd) = (d.origin.pid, d.fd);
-        let (mut conn, known) = match self.conns.take(pid, fd) {
-            Some(conn) => (conn, true),
-            None => {
-                // First sight of this fd: a socket that existed before we attached, or not a
-                // socket.
-                let id = ConnId {
-                    pid,
-                    fd,
-                    serial: self.serial(),
-                };
-                let mut conn = Conn::new(id, None, None, d.origin.ts_ns);
-                match os.lookup(pid, fd) {
-                    FdKind::Socket { peer } => conn.peer = peer,
-                    FdKind::NotSocket => conn.not_socket = true,
-                    FdKind::Unknown => {}
-                }
-                (conn, false)
-            }
-        };
+    fn on_data(&mut self, conn: &mut Conn, d: &Data, out: &mut Vec<HttpEvent>) {
         conn.last_ns = conn.last_ns.max(d.origin.ts_ns);
         if conn.not_socket {
             self.stats.not_socket_records += 1;
         } else if !conn.upgraded {
-            self.feed(&mut conn, d, out);
-        }
-        if known {
-            self.conns.put_back(pid, fd, conn);
-        } else {
-            self.insert(conn, out);
+            self.feed(conn, d, out);
         }
     }
 
