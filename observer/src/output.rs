@@ -8,7 +8,7 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use crate::k8s::K8sMeta;
-use crate::text::{InlineStr, SharedStr, inline_display};
+use crate::text::{InlineStr, SharedStr, inline_display, inline_str};
 
 mod json;
 
@@ -334,8 +334,41 @@ fn pretty(record: &Record, colour: bool) -> String {
 /// RFC 3339 UTC with microseconds from Unix nanoseconds (`2023-11-14T22:13:20.123456Z`, the
 /// fraction truncated; 27 bytes up to the end of u64 nanoseconds in 2554).
 pub fn rfc3339(unix_ns: u64) -> TimeText {
-    let t = std::time::UNIX_EPOCH + std::time::Duration::from_nanos(unix_ns);
-    inline_display(humantime::format_rfc3339_micros(t))
+    const DAY_S: u64 = 86_400;
+    let (secs, micros) = (unix_ns / 1_000_000_000, unix_ns % 1_000_000_000 / 1_000);
+    let (year, month, day) = civil_date(secs / DAY_S);
+    let tod = secs % DAY_S;
+    let mut b = *b"0000-00-00T00:00:00.000000Z";
+    let mut put = |at: usize, width: usize, mut v: u64| {
+        for d in b[at..at + width].iter_mut().rev() {
+            *d = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+    };
+    put(0, 4, year);
+    put(5, 2, month);
+    put(8, 2, day);
+    put(11, 2, tod / 3600);
+    put(14, 2, tod / 60 % 60);
+    put(17, 2, tod % 60);
+    put(20, 6, micros);
+    // Digits and separators: ASCII.
+    inline_str(std::str::from_utf8(&b).unwrap_or_default())
+}
+
+/// (year, month, day) of the proleptic Gregorian calendar, `days` after 1970-01-01 (the
+/// civil-from-days algorithm: eras of 400 years from 0000-03-01).
+fn civil_date(days: u64) -> (u64, u64, u64) {
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z % 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + u64::from(month <= 2);
+    (year, month, day)
 }
 
 /// A peer address as text (`SocketAddr`'s `Display`: at most 64 bytes, an IPv6 address with a
@@ -351,7 +384,15 @@ mod tests {
 
     #[test]
     fn rfc3339_is_humantime_whole_up_to_the_last_nanosecond() {
-        for ns in [0, 1_700_000_000_123_456_789, u64::MAX] {
+        const DAY: u64 = 86_400_000_000_000;
+        // Every day boundary (and the nanosecond before) up to 2554, leap years and 2100
+        // included, and times of day spread over a day.
+        let days = (0..u64::MAX / DAY).flat_map(|d| [d * DAY, (d * DAY).saturating_sub(1)]);
+        let times = (0..10_000u64).map(|i| 1_700_000_000_000_000_000 + i * 8_640_000_123_457);
+        for ns in days
+            .chain(times)
+            .chain([0, 1_700_000_000_123_456_789, u64::MAX])
+        {
             let t = std::time::UNIX_EPOCH + std::time::Duration::from_nanos(ns);
             assert_eq!(
                 rfc3339(ns).as_str(),

@@ -91,7 +91,25 @@ pub struct ParseOptions {
 /// [`TEXT_CACHE`] texts (of at most [`MAX_TEXT`] bytes); it starts over when full.
 #[derive(Debug, Default)]
 pub struct TextCache {
-    texts: HashSet<SharedStr>,
+    texts: HashSet<Known>,
+}
+
+/// A cached text, found by its bytes: a hit needs no UTF-8 or printable check (the text passed
+/// them when it was cached).
+#[derive(Debug, PartialEq, Eq)]
+struct Known(SharedStr);
+
+impl std::hash::Hash for Known {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        // As `[u8]` hashes, for `Borrow<[u8]>`.
+        self.0.as_bytes().hash(state);
+    }
+}
+
+impl std::borrow::Borrow<[u8]> for Known {
+    fn borrow(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
 }
 
 /// Most texts a [`TextCache`] holds.
@@ -100,17 +118,17 @@ pub const TEXT_CACHE: usize = 128;
 impl TextCache {
     /// [`text`], shared with an earlier head when it carried the same value.
     fn text(&mut self, value: &[u8]) -> SharedStr {
+        if let Some(known) = self.texts.get(clip(value)) {
+            return known.0.clone();
+        }
         let Some(s) = printable_text(value) else {
             return text(value);
         };
-        if let Some(known) = self.texts.get(s) {
-            return known.clone();
-        }
         let new = SharedStr::from(s);
         if self.texts.len() >= TEXT_CACHE {
             self.texts.clear();
         }
-        self.texts.insert(new.clone());
+        self.texts.insert(Known(new.clone()));
         new
     }
 }
