@@ -13,9 +13,9 @@ use crate::http::table::Limits;
 use crate::http::tracker::{HttpEvent, Role, SocketLookup, Tracker, TrackerStats};
 use crate::output::{
     BreakCounts, BreakInbound, BreakOutbound, BreakRecord, CaptureCounts, PeerText, ProcessMeta,
-    Record, SpanIdText, SpanRecord, SummaryRecord, peer_text, rfc3339,
+    Record, SpanRecord, SummaryRecord, peer_text, rfc3339,
 };
-use crate::text::{SharedStr, inline_str};
+use crate::text::SharedStr;
 use crate::tracectx::SpanId;
 
 /// What the pipeline asks the operating system.
@@ -420,8 +420,8 @@ impl Pipeline {
             status: x.response.status,
             peer: r.peer.map(|a| self.peers.text(a)),
             trace_id: s.trace_id.as_ref().map(|t| t.wire()),
-            span_id: span_text(s.span_id),
-            parent_span_id: s.parent_span_id.map(span_text),
+            span_id: s.span_id.text(),
+            parent_span_id: s.parent_span_id.map(SpanId::text),
             start: rfc3339(start),
             duration_ms: (end - start) as f64 / 1e6,
             attribution: s.attribution.map(|a| a.as_str()),
@@ -449,7 +449,7 @@ impl Pipeline {
             service,
             inbound: BreakInbound {
                 trace_id: b.inbound.trace_id.as_ref().map(|t| t.wire()),
-                span_id: b.inbound.span_id.map(span_text),
+                span_id: b.inbound.span_id.map(SpanId::text),
                 method: b.inbound.method.clone(),
                 path: b.inbound.path.clone(),
             },
@@ -464,7 +464,7 @@ impl Pipeline {
             },
             missing: b.missing.iter().map(|h| h.name()).collect(),
             time: rfc3339(time),
-            server_span_id: b.server_span_id.map(span_text),
+            server_span_id: b.server_span_id.map(SpanId::text),
             cgroup: process.cgroup.clone(),
             container_id: process.container_id.clone(),
             k8s: process.k8s.clone(),
@@ -472,12 +472,6 @@ impl Pipeline {
             time_unix_ns: time,
         }
     }
-}
-
-/// A span id's 16 hex digits, inline.
-fn span_text(id: SpanId) -> SpanIdText {
-    // Hex digits only: always UTF-8.
-    inline_str(std::str::from_utf8(&id.hex()).unwrap_or_default())
 }
 
 #[cfg(test)]

@@ -263,9 +263,7 @@ impl TraceId {
         } else {
             &digits[16..]
         };
-        let mut out = InlineStr::new();
-        out.push_str(ascii(text));
-        out
+        inline_ascii(text)
     }
 
     /// A B3 trace id: 16 or 32 hex digits of either case, not all zero.
@@ -339,9 +337,9 @@ impl SpanId {
 }
 
 impl SpanId {
-    /// The 16 lower-case hex digits (ASCII), without allocating.
-    pub fn hex(self) -> [u8; 16] {
-        hex_digits(u128::from(self.0))
+    /// The 16 lower-case hex digits, inline (as [`TraceId::wire`]).
+    pub fn text(self) -> InlineStr<16> {
+        inline_ascii(&hex_digits::<16>(u128::from(self.0)))
     }
 }
 
@@ -360,6 +358,11 @@ fn hex_digits<const N: usize>(v: u128) -> [u8; N] {
 /// Bytes checked to be ASCII (hex digits, [`printable`] values) as text.
 fn ascii(b: &[u8]) -> &str {
     std::str::from_utf8(b).unwrap_or_default()
+}
+
+/// [`ascii`], inline.
+fn inline_ascii<const N: usize>(b: &[u8]) -> InlineStr<N> {
+    inline_str(ascii(b))
 }
 
 impl fmt::Display for SpanId {
@@ -984,7 +987,7 @@ mod tests {
         assert_eq!(&hex_digits::<4>(0xabcdef), b"cdef");
         for v in [1u64, 0xf0, 0x00f067aa0ba902b7, 1 << 63, u64::MAX - 1] {
             let s = SpanId::new(v).unwrap();
-            assert_eq!(s.hex(), *format!("{v:016x}").as_bytes());
+            assert_eq!(s.text().as_str(), format!("{v:016x}"));
         }
     }
 
