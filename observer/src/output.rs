@@ -8,7 +8,7 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use crate::k8s::K8sMeta;
-use crate::text::{InlineStr, SharedStr, inline_display, inline_str};
+use crate::text::{InlineStr, SharedStr, inline_ascii, inline_display};
 
 mod json;
 
@@ -352,8 +352,7 @@ pub fn rfc3339(unix_ns: u64) -> TimeText {
     put(14, 2, tod / 60 % 60);
     put(17, 2, tod % 60);
     put(20, 6, micros);
-    // Digits and separators: ASCII.
-    inline_str(std::str::from_utf8(&b).unwrap_or_default())
+    inline_ascii(&b)
 }
 
 /// (year, month, day) of the proleptic Gregorian calendar, `days` after 1970-01-01 (the

@@ -124,6 +124,12 @@ pub fn inline_str<const N: usize>(s: &str) -> InlineStr<N> {
     out
 }
 
+/// Bytes the caller built or checked to be ASCII (digits, separators, printable header values)
+/// as an [`InlineStr`], cut like [`inline_str`]; anything else gives the empty text.
+pub fn inline_ascii<const N: usize>(b: &[u8]) -> InlineStr<N> {
+    inline_str(std::str::from_utf8(b).unwrap_or_default())
+}
+
 /// `v`'s `Display` as an [`InlineStr`], cut at `N` bytes like [`inline_str`].
 pub fn inline_display<const N: usize>(v: impl fmt::Display) -> InlineStr<N> {
     let mut out = InlineStr::new();
@@ -154,6 +160,16 @@ mod tests {
         );
         // "é" is two bytes: a cut in its middle leaves it out whole.
         assert_eq!(inline_str::<4>("abcé").as_str(), "abc");
+    }
+
+    #[test]
+    fn inline_ascii_is_the_text_of_ascii_bytes() {
+        assert_eq!(
+            inline_ascii::<32>(b"00f067aa0ba902b7").as_str(),
+            "00f067aa0ba902b7"
+        );
+        assert_eq!(inline_ascii::<4>(b"2026-11-22").as_str(), "2026");
+        assert_eq!(inline_ascii::<8>(b"\xff\xfe").as_str(), "");
     }
 
     #[test]

@@ -84,7 +84,7 @@
 use std::fmt;
 use std::hash::{Hash, Hasher};
 
-use crate::text::{InlineStr, inline_str};
+use crate::text::{InlineStr, inline_ascii};
 
 /// The longest `x-request-id` kept; a longer one is invalid.
 pub const REQUEST_ID_MAX: usize = 128;
@@ -360,11 +360,6 @@ fn ascii(b: &[u8]) -> &str {
     std::str::from_utf8(b).unwrap_or_default()
 }
 
-/// [`ascii`], inline.
-fn inline_ascii<const N: usize>(b: &[u8]) -> InlineStr<N> {
-    inline_str(ascii(b))
-}
-
 impl fmt::Display for SpanId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{:016x}", self.0)
@@ -516,7 +511,7 @@ impl TraceContext {
 
         // Opaque ids.
         let request_id = field(TraceHeader::RequestId)
-            .parse(|s| printable_ascii(s, 1, REQUEST_ID_MAX, false).then(|| inline_str(ascii(s))));
+            .parse(|s| printable_ascii(s, 1, REQUEST_ID_MAX, false).then(|| inline_ascii(s)));
         ctx.request_id = ctx.mark(TraceHeader::RequestId, request_id);
         let ot = field(TraceHeader::OtSpanContext)
             .parse(|s| printable_ascii(s, 1, 512, true).then(|| ascii(s).to_owned()));
