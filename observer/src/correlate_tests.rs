@@ -96,7 +96,7 @@ fn head(line: &str, headers: &str) -> Arc<RequestHead> {
         Parsed::Complete {
             head: Head::Request(r),
             len,
-        } if len == raw.len() => Arc::new(r),
+        } if len == raw.len() => r,
         other => panic!("not one request head: {other:?}\n{raw}"),
     }
 }

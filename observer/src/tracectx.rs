@@ -83,6 +83,7 @@
 
 use std::fmt;
 use std::hash::{Hash, Hasher};
+use std::num::NonZeroU64;
 
 use crate::text::{InlineStr, inline_ascii};
 
@@ -242,21 +243,32 @@ impl FromIterator<TraceHeader> for HeaderSet {
 /// interoperability).
 #[derive(Clone, Copy, Debug)]
 pub struct TraceId {
-    value: u128,
-    /// Sent as 32 hex digits (else 16): with `value`, that is the wire text, lower-cased.
+    /// The value's high and low 64 bits: two `u64`s, not a `u128`, whose 16-byte alignment would
+    /// pad every carrier (a head holds three).
+    hi: u64,
+    lo: u64,
+    /// Sent as 32 hex digits (else 16): with the value, that is the wire text, lower-cased.
     wide: bool,
 }
 
 impl TraceId {
+    fn new(value: u128, wide: bool) -> TraceId {
+        TraceId {
+            hi: (value >> 64) as u64,
+            lo: value as u64,
+            wide,
+        }
+    }
+
     /// The id as a 128-bit number (64-bit ids are zero-extended).
     pub fn value(&self) -> u128 {
-        self.value
+        (u128::from(self.hi) << 64) | u128::from(self.lo)
     }
 
     /// The text as sent, lower-cased (16 or 32 hex digits), made when asked: ids are parsed
     /// for every request, and only those of emitted records are printed.
     pub fn wire(&self) -> InlineStr<32> {
-        let digits = hex_digits::<32>(self.value);
+        let digits = hex_digits::<32>(self.value());
         // A 16-digit id is below 2^64: its digits are the low 16.
         let text = if self.wide {
             &digits[..]
@@ -273,10 +285,7 @@ impl TraceId {
             return None;
         }
         let value = parse_hex_u128(b, Case::Any)?;
-        (value != 0).then_some(TraceId {
-            value,
-            wide: b.len() == 32,
-        })
+        (value != 0).then(|| TraceId::new(value, b.len() == 32))
     }
 
     /// A W3C trace id: exactly 32 lower-case hex digits, not all zero.
@@ -285,13 +294,13 @@ impl TraceId {
             return None;
         }
         let value = parse_hex_u128(b, Case::Lower)?;
-        (value != 0).then_some(TraceId { value, wide: true })
+        (value != 0).then(|| TraceId::new(value, true))
     }
 }
 
 impl PartialEq for TraceId {
     fn eq(&self, other: &Self) -> bool {
-        self.value == other.value
+        (self.hi, self.lo) == (other.hi, other.lo)
     }
 }
 
@@ -299,7 +308,7 @@ impl Eq for TraceId {}
 
 impl Hash for TraceId {
     fn hash<H: Hasher>(&self, state: &mut H) {
-        self.value.hash(state);
+        self.value().hash(state);
     }
 }
 
@@ -311,16 +320,16 @@ impl fmt::Display for TraceId {
 
 /// A non-zero 64-bit span id.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
-pub struct SpanId(u64);
+pub struct SpanId(NonZeroU64);
 
 impl SpanId {
     /// `None` for 0, which is never a valid span id.
     pub fn new(v: u64) -> Option<SpanId> {
-        (v != 0).then_some(SpanId(v))
+        NonZeroU64::new(v).map(SpanId)
     }
 
     pub fn value(self) -> u64 {
-        self.0
+        self.0.get()
     }
 
     /// Exactly 16 hex digits of either case, not zero. No whitespace.
@@ -339,7 +348,7 @@ impl SpanId {
 impl SpanId {
     /// The 16 lower-case hex digits, inline (as [`TraceId::wire`]).
     pub fn text(self) -> InlineStr<16> {
-        inline_ascii(&hex_digits::<16>(u128::from(self.0)))
+        inline_ascii(&hex_digits::<16>(u128::from(self.value())))
     }
 }
 
@@ -362,7 +371,7 @@ fn ascii(b: &[u8]) -> &str {
 
 impl fmt::Display for SpanId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:016x}", self.0)
+        write!(f, "{:016x}", self.value())
     }
 }
 
@@ -418,19 +427,47 @@ impl TraceContext {
     pub fn from_headers<'a, I: IntoIterator<Item = (&'a str, &'a [u8])>>(
         headers: I,
     ) -> TraceContext {
-        let mut slots = [Slot::Absent; TraceHeader::ALL.len()];
+        let mut found = TraceHeaders::default();
         for (name, value) in headers {
-            let Some(h) = TraceHeader::from_name(name) else {
-                continue;
-            };
-            let value = trim_ows(value);
-            let slot = &mut slots[h.index()];
-            *slot = match *slot {
-                Slot::Absent => Slot::One(value),
-                Slot::One(prev) if prev == value => Slot::One(prev),
-                Slot::One(_) | Slot::Conflict => Slot::Conflict,
-            };
+            if let Some(h) = TraceHeader::from_name(name) {
+                found.add(h, value);
+            }
         }
+        found.context()
+    }
+}
+
+/// The trace headers of one request head, gathered one header line at a time (for a caller
+/// that already looked each name up, see [`TraceContext::from_headers`]); [`Self::context`]
+/// reads them.
+#[derive(Clone, Copy)]
+pub struct TraceHeaders<'a> {
+    slots: [Slot<'a>; TraceHeader::ALL.len()],
+}
+
+impl Default for TraceHeaders<'_> {
+    fn default() -> Self {
+        TraceHeaders {
+            slots: [Slot::Absent; TraceHeader::ALL.len()],
+        }
+    }
+}
+
+impl<'a> TraceHeaders<'a> {
+    /// One line of header `h` (its raw value), in wire order.
+    pub fn add(&mut self, h: TraceHeader, value: &'a [u8]) {
+        let value = trim_ows(value);
+        let slot = &mut self.slots[h.index()];
+        *slot = match *slot {
+            Slot::Absent => Slot::One(value),
+            Slot::One(prev) if prev == value => Slot::One(prev),
+            Slot::One(_) | Slot::Conflict => Slot::Conflict,
+        };
+    }
+
+    /// The trace context these headers carry.
+    pub fn context(self) -> TraceContext {
+        let slots = self.slots;
         let field = |h: TraceHeader| Field::from_slot(slots[h.index()]);
 
         let mut ctx = TraceContext::default();
@@ -519,7 +556,9 @@ impl TraceContext {
 
         ctx
     }
+}
 
+impl TraceContext {
     /// Distinct valid trace ids from all formats (w3c, b3 single, b3 multi
     /// order, deduplicated by value).
     pub fn trace_ids(&self) -> Vec<&TraceId> {
@@ -669,7 +708,8 @@ impl<'a> Field<'a> {
 /// beyond ASCII. Every trace header's value is made of these, so whatever else a value holds
 /// makes it invalid before its parser looks at it.
 fn printable(b: &[u8]) -> bool {
-    b.iter().all(|&c| (0x20..0x7f).contains(&c))
+    // A fold, not `all`: without the early exit the check is vectorised.
+    b.iter().fold(true, |ok, &c| ok & (0x20..0x7f).contains(&c))
 }
 
 enum Parsed<T> {
@@ -700,13 +740,45 @@ fn trim_ows(mut b: &[u8]) -> &[u8] {
     b
 }
 
-fn hex_digit(b: u8, case: Case) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' if case == Case::Any => Some(b - b'A' + 10),
-        _ => None,
+/// Each byte's value as a hex digit, [`NOT_HEX`] where it is none.
+const fn hex_table(upper: bool) -> [u8; 256] {
+    let mut t = [NOT_HEX; 256];
+    let mut d = 0u8;
+    while d < 10 {
+        t[(b'0' + d) as usize] = d;
+        d += 1;
     }
+    let mut d = 0u8;
+    while d < 6 {
+        t[(b'a' + d) as usize] = 10 + d;
+        if upper {
+            t[(b'A' + d) as usize] = 10 + d;
+        }
+        d += 1;
+    }
+    t
+}
+
+/// Not a hex digit: the one table value with the high bit set.
+const NOT_HEX: u8 = 0xff;
+static HEX_LOWER: [u8; 256] = hex_table(false);
+static HEX_ANY: [u8; 256] = hex_table(true);
+
+/// Hex digits only (no sign, no prefix); at most 16 digits. One table lookup per digit, and no
+/// branch until the end: ids are parsed for every request.
+fn parse_hex_u64(b: &[u8], case: Case) -> Option<u64> {
+    if b.is_empty() || b.len() > 16 {
+        return None;
+    }
+    let table = match case {
+        Case::Lower => &HEX_LOWER,
+        Case::Any => &HEX_ANY,
+    };
+    let (value, seen) = b.iter().fold((0u64, 0u8), |(acc, seen), &d| {
+        let v = table[usize::from(d)];
+        ((acc << 4) | u64::from(v & 0xf), seen | v)
+    });
+    (seen & 0x80 == 0).then_some(value)
 }
 
 /// Hex digits only (no sign, no prefix); at most 32 digits.
@@ -714,19 +786,14 @@ fn parse_hex_u128(b: &[u8], case: Case) -> Option<u128> {
     if b.is_empty() || b.len() > 32 {
         return None;
     }
-    b.iter().try_fold(0u128, |acc, &d| {
-        Some((acc << 4) | u128::from(hex_digit(d, case)?))
-    })
-}
-
-/// Hex digits only (no sign, no prefix); at most 16 digits.
-fn parse_hex_u64(b: &[u8], case: Case) -> Option<u64> {
-    if b.is_empty() || b.len() > 16 {
-        return None;
-    }
-    b.iter().try_fold(0u64, |acc, &d| {
-        Some((acc << 4) | u64::from(hex_digit(d, case)?))
-    })
+    let (high, low) = b.split_at(b.len().saturating_sub(16));
+    let low = parse_hex_u64(low, case)?;
+    let high = if high.is_empty() {
+        0
+    } else {
+        parse_hex_u64(high, case)?
+    };
+    Some((u128::from(high) << 64) | u128::from(low))
 }
 
 fn parse_b3_sampled(s: &[u8]) -> Option<Sampling> {
@@ -970,6 +1037,48 @@ mod tests {
         }
         for n in &names {
             assert_eq!(TraceHeader::from_name(n), scan(n), "{n:?}");
+        }
+    }
+
+    #[test]
+    fn hex_parsers_agree_with_from_str_radix() {
+        // Every byte as a digit, in both cases.
+        for b in 0..=255u8 {
+            let any = char::from(b).to_digit(16).map(u64::from);
+            let lower = any.filter(|_| !b.is_ascii_uppercase());
+            assert_eq!(parse_hex_u64(&[b], Case::Any), any, "{b:#04x}");
+            assert_eq!(parse_hex_u64(&[b], Case::Lower), lower, "{b:#04x}");
+        }
+        // Every length up to 33 digits, with a bad digit at every place (values are random
+        // digits from a fixed seed).
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        const DIGITS: &[u8] = b"0123456789abcdefABCDEF";
+        for len in 0..=33usize {
+            for round in 0..40 {
+                let mut text: Vec<u8> = (0..len)
+                    .map(|_| DIGITS[(next() % DIGITS.len() as u64) as usize])
+                    .collect();
+                if round % 4 == 3 && len > 0 {
+                    let at = (next() % len as u64) as usize;
+                    text[at] = [b'g', b' ', b'-', 0xc3, b'G', b'/'][round % 6];
+                }
+                let str = std::str::from_utf8(&text).unwrap_or("");
+                let want = (1..=32)
+                    .contains(&len)
+                    .then(|| u128::from_str_radix(str, 16).ok())
+                    .flatten();
+                let want_lower = want.filter(|_| !text.iter().any(u8::is_ascii_uppercase));
+                assert_eq!(parse_hex_u128(&text, Case::Any), want, "{str:?}");
+                assert_eq!(parse_hex_u128(&text, Case::Lower), want_lower, "{str:?}");
+                let want64 = want.filter(|_| len <= 16).map(|v| v as u64);
+                assert_eq!(parse_hex_u64(&text, Case::Any), want64, "{str:?}");
+            }
         }
     }
 

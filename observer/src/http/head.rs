@@ -5,11 +5,12 @@
 //! Every other header value (Cookie, Authorization, ...) is dropped here and never stored.
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use foldhash::HashSet;
 
 use crate::text::SharedStr;
-use crate::tracectx::TraceContext;
+use crate::tracectx::{TraceContext, TraceHeader, TraceHeaders};
 
 /// Most header lines parsed in one head; more makes the head unparsable (reported unknown).
 pub const MAX_HEADERS: usize = 256;
@@ -48,11 +49,11 @@ pub enum Body {
     UntilClose,
 }
 
-// The request is the large and the common variant; boxing it would add an allocation per head.
-#[allow(clippy::large_enum_variant)]
+/// A parsed head. A request head is allocated once, here, and shared by the events and records
+/// made from it (it is ~0.5 KiB: moving it by value cost a copy at each step).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Head {
-    Request(RequestHead),
+    Request(Arc<RequestHead>),
     Response(ResponseHead),
 }
 
@@ -67,7 +68,6 @@ pub enum HeadError {
     BadLength,
 }
 
-#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Parsed {
     /// A whole head of `len` bytes.
@@ -150,7 +150,13 @@ pub fn parse_with(buf: &[u8], opts: ParseOptions, cache: &mut TextCache) -> Pars
             Ok(httparse::Status::Complete(len)) => {
                 let status = resp.code.unwrap_or(0);
                 let version = resp.version.unwrap_or(1);
-                match framing(resp.headers, false, status) {
+                let mut framing = Framing::default();
+                for h in resp.headers.iter() {
+                    if let Some(name) = Name::of(h.name) {
+                        framing.add(name, h.value);
+                    }
+                }
+                match framing.body(false, status) {
                     Ok(body) => Parsed::Complete {
                         head: Head::Response(ResponseHead {
                             status,
@@ -172,22 +178,30 @@ pub fn parse_with(buf: &[u8], opts: ParseOptions, cache: &mut TextCache) -> Pars
                 let (Some(method), Some(path)) = (req.method, req.path) else {
                     return Parsed::Invalid(HeadError::Syntax("request line"));
                 };
-                let body = match framing(req.headers, true, 0) {
+                // One pass over the header lines: each name is looked up once.
+                let mut framing = Framing::default();
+                let mut host = None;
+                let mut user_agent = None;
+                let mut trace = TraceHeaders::default();
+                for h in req.headers.iter() {
+                    match Name::of(h.name) {
+                        None => {}
+                        Some(Name::Host) => {
+                            host = host.or_else(|| Some(cache.text(h.value)));
+                        }
+                        Some(Name::UserAgent) => {
+                            user_agent = user_agent.or_else(|| Some(cache.text(h.value)));
+                        }
+                        Some(Name::Trace(t)) => trace.add(t, h.value),
+                        Some(name) => framing.add(name, h.value),
+                    }
+                }
+                let body = match framing.body(true, 0) {
                     Ok(b) => b,
                     Err(e) => return Parsed::Invalid(e),
                 };
-                let mut host = None;
-                let mut user_agent = None;
-                for h in req.headers.iter() {
-                    if h.name.eq_ignore_ascii_case("host") && host.is_none() {
-                        host = Some(cache.text(h.value));
-                    } else if h.name.eq_ignore_ascii_case("user-agent") && user_agent.is_none() {
-                        user_agent = Some(cache.text(h.value));
-                    }
-                }
-                let trace =
-                    TraceContext::from_headers(req.headers.iter().map(|h| (h.name, h.value)));
-                let head = RequestHead {
+                let trace = trace.context();
+                let head = Arc::new(RequestHead {
                     method: SharedStr::method(method),
                     path: SharedStr::from(&*clean_path(path, opts.keep_query)),
                     version: req.version.unwrap_or(1),
@@ -195,7 +209,7 @@ pub fn parse_with(buf: &[u8], opts: ParseOptions, cache: &mut TextCache) -> Pars
                     user_agent,
                     trace,
                     body,
-                };
+                });
                 Parsed::Complete {
                     head: Head::Request(head),
                     len,
@@ -219,40 +233,75 @@ fn map_err(e: httparse::Error) -> HeadError {
     }
 }
 
-/// Body framing per RFC 9112 section 6.3.
-fn framing(
-    headers: &[httparse::Header<'_>],
-    request: bool,
-    status: u16,
-) -> Result<Body, HeadError> {
-    let mut length: Option<u64> = None;
-    let mut chunked = false;
-    for h in headers {
-        if h.name.eq_ignore_ascii_case("transfer-encoding") {
-            chunked |= h
-                .value
-                .split(|&b| b == b',')
-                .any(|v| v.trim_ascii().eq_ignore_ascii_case(b"chunked"));
-        } else if h.name.eq_ignore_ascii_case("content-length") {
-            let v = std::str::from_utf8(h.value)
-                .ok()
-                .and_then(|s| s.trim().parse::<u64>().ok())
-                .ok_or(HeadError::BadLength)?;
-            if length.is_some_and(|l| l != v) {
-                return Err(HeadError::BadLength);
-            }
-            length = Some(v);
+/// The header lines a head is read for, by name (ASCII case-insensitive).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Name {
+    Host,
+    UserAgent,
+    ContentLength,
+    TransferEncoding,
+    Trace(TraceHeader),
+}
+
+impl Name {
+    fn of(name: &str) -> Option<Name> {
+        // Most names are none of these: the length rules them out before any byte is compared.
+        let is = |n: &str| name.eq_ignore_ascii_case(n);
+        match name.len() {
+            4 if is("host") => Some(Name::Host),
+            10 if is("user-agent") => Some(Name::UserAgent),
+            14 if is("content-length") => Some(Name::ContentLength),
+            17 if is("transfer-encoding") => Some(Name::TransferEncoding),
+            _ => TraceHeader::from_name(name).map(Name::Trace),
         }
     }
-    if !request && (status < 200 || status == 204 || status == 304) {
-        return Ok(Body::Length(0));
+}
+
+/// Body framing per RFC 9112 section 6.3, gathered from the framing header lines.
+#[derive(Debug, Default)]
+struct Framing {
+    length: Option<u64>,
+    chunked: bool,
+    bad_length: bool,
+}
+
+impl Framing {
+    /// A `Content-Length` or `Transfer-Encoding` line; other names are ignored.
+    fn add(&mut self, name: Name, value: &[u8]) {
+        match name {
+            Name::TransferEncoding => {
+                self.chunked |= value
+                    .split(|&b| b == b',')
+                    .any(|v| v.trim_ascii().eq_ignore_ascii_case(b"chunked"));
+            }
+            Name::ContentLength => {
+                let v = std::str::from_utf8(value)
+                    .ok()
+                    .and_then(|s| s.trim().parse::<u64>().ok());
+                match (v, self.length) {
+                    (None, _) => self.bad_length = true,
+                    (Some(v), Some(l)) if l != v => self.bad_length = true,
+                    (Some(v), _) => self.length = Some(v),
+                }
+            }
+            _ => {}
+        }
     }
-    Ok(match (chunked, length) {
-        (true, _) => Body::Chunked,
-        (false, Some(n)) => Body::Length(n),
-        (false, None) if request => Body::Length(0),
-        (false, None) => Body::UntilClose,
-    })
+
+    fn body(self, request: bool, status: u16) -> Result<Body, HeadError> {
+        if self.bad_length {
+            return Err(HeadError::BadLength);
+        }
+        if !request && (status < 200 || status == 204 || status == 304) {
+            return Ok(Body::Length(0));
+        }
+        Ok(match (self.chunked, self.length) {
+            (true, _) => Body::Chunked,
+            (false, Some(n)) => Body::Length(n),
+            (false, None) if request => Body::Length(0),
+            (false, None) => Body::UntilClose,
+        })
+    }
 }
 
 /// Length of a whole chunked body (chunks, last chunk, trailer section and its empty line) at
@@ -322,10 +371,9 @@ fn text(value: &[u8]) -> SharedStr {
 }
 
 fn clean_path(path: &str, keep_query: bool) -> Cow<'_, str> {
-    let path = if keep_query {
-        path
-    } else {
-        path.split(['?', '#']).next().unwrap_or(path)
+    let path = match path.bytes().position(|b| b == b'?' || b == b'#') {
+        Some(end) if !keep_query => &path[..end],
+        _ => path,
     };
     let cut = if path.len() <= MAX_PATH {
         Cow::Borrowed(path)
@@ -336,8 +384,9 @@ fn clean_path(path: &str, keep_query: bool) -> Cow<'_, str> {
         ))
     };
     // httparse lets any UTF-8 through, C1 controls (U+0080..U+009F) included, which a terminal
-    // showing the readable output would take for escape sequences.
-    if cut.contains(char::is_control) {
+    // showing the readable output would take for escape sequences. An ASCII path (httparse
+    // rejects ASCII controls) has none, and is not decoded to find out.
+    if !cut.is_ascii() && cut.contains(char::is_control) {
         Cow::Owned(cut.replace(char::is_control, "?"))
     } else {
         cut
@@ -369,9 +418,8 @@ pub fn looks_like_head(buf: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tracectx::TraceHeader;
 
-    fn req(raw: &[u8]) -> (RequestHead, usize) {
+    fn req(raw: &[u8]) -> (Arc<RequestHead>, usize) {
         match parse(raw, ParseOptions::default()) {
             Parsed::Complete {
                 head: Head::Request(r),
@@ -570,6 +618,47 @@ mod tests {
         // (CSI) in a path reached the readable output as it was.
         let (r, _) = req(b"GET /a\xc2\x9b31mb\xc2\x85/\xc3\xa9 HTTP/1.1\r\nHost: h\r\n\r\n");
         assert_eq!(r.path, "/a?31mb?/\u{e9}");
+    }
+
+    #[test]
+    fn ascii_control_characters_never_reach_a_path() {
+        // `clean_path` only looks for controls in paths that are not ASCII: httparse must keep
+        // rejecting every ASCII control (DEL included) in the request target.
+        for c in (0u8..0x20).chain([0x7f]) {
+            let raw = [&b"GET /a"[..], &[c], b"b HTTP/1.1\r\nHost: h\r\n\r\n"].concat();
+            match parse(&raw, ParseOptions { keep_query: true }) {
+                Parsed::Invalid(_) => {}
+                Parsed::Complete {
+                    head: Head::Request(r),
+                    ..
+                } => assert!(!r.path.contains(char::is_control), "{c:#x}: {:?}", r.path),
+                other => panic!("{c:#x}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn header_names_are_matched_in_any_case_in_one_pass() {
+        let raw = b"GET / HTTP/1.1\r\nhOsT: a\r\nUSER-agent: b\r\ncontent-LENGTH: 3\r\n\
+            X-B3-TRACEID: 463ac35c9f6413ad\r\nHost: second\r\nTransfer-Encoding: gzip, Chunked\r\n\r\n";
+        let (r, _) = req(raw);
+        assert_eq!(r.host.as_deref(), Some("a"));
+        assert_eq!(r.user_agent.as_deref(), Some("b"));
+        assert_eq!(r.body, Body::Chunked);
+        assert!(r.trace.present.contains(TraceHeader::B3TraceId));
+        for (name, want) in [
+            ("host", Some(Name::Host)),
+            ("hosts", None),
+            ("User-Agent", Some(Name::UserAgent)),
+            ("Content-Length", Some(Name::ContentLength)),
+            ("content-lengths", None),
+            ("TRANSFER-ENCODING", Some(Name::TransferEncoding)),
+            ("Traceparent", Some(Name::Trace(TraceHeader::Traceparent))),
+            ("b3", Some(Name::Trace(TraceHeader::B3Single))),
+            ("", None),
+        ] {
+            assert_eq!(Name::of(name), want, "{name}");
+        }
     }
 
     #[test]

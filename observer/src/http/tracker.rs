@@ -651,7 +651,7 @@ impl Core {
                 }
                 conn.role = Some(role);
                 self.stats.requests += 1;
-                self.push_request(conn, role, first, Some(Arc::new(r)), out);
+                self.push_request(conn, role, first, Some(r), out);
             }
             Head::Response(resp) => {
                 let expected = match dir {
