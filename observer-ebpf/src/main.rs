@@ -665,7 +665,11 @@ fn data_exit(id: u64, args: &SyscallArgs, ret: i64, shape: u8) -> Result<(), i64
         budget: remaining,
         lost: if sent { 0 } else { 1 },
     };
-    match CONNS.get_ptr_mut(key) {
+    // The entry found above, if any, is updated through the same pointer (a map value stays
+    // valid while the program runs): a second lookup cost a hash of the key and a bucket walk
+    // per record.
+    match state {
+        // SAFETY: map value pointer from the successful lookup above.
         Some(s) => *dir_state(unsafe { &mut *s }, write) = new_dir,
         None => {
             let mut st = ConnState::default();
