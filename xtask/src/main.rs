@@ -177,8 +177,10 @@ pub fn build_observer(release: bool) -> anyhow::Result<PathBuf> {
         c.arg("--release");
     }
     run(&mut c)?;
-    let bin = root_dir()
-        .join("target")
+    // Where cargo put it: `CARGO_TARGET_DIR` (relative to the workspace, where cargo ran) when set.
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| root_dir().join("target"), |d| root_dir().join(d));
+    let bin = target
         .join(if release { "release" } else { "debug" })
         .join("observer");
     if !bin.is_file() {

@@ -82,6 +82,8 @@ struct Run {
     wrk: WrkReport,
     cpu_ms: Option<f64>,
     capture: Option<parse::Capture>,
+    /// Per cent of the machine's CPU time the hypervisor gave to other guests during the arm.
+    steal_pct: Option<f64>,
 }
 
 /// A wrk script whose `delay()` holds each connection 1 ms between requests: the offered rate is
@@ -101,22 +103,28 @@ impl Throttle {
 }
 
 fn run_arm(ctx: &Ctx, nginx: &Nginx, arm: Arm, wrk: &Wrk) -> anyhow::Result<Run> {
-    let Some(args) = arm.args(nginx.pid()) else {
-        return Ok(Run {
-            wrk: wrk.run()?,
-            cpu_ms: None,
-            capture: None,
-        });
+    let obs = match arm.args(nginx.pid()) {
+        Some(args) => Some(Observer::start(&ctx.observer, &args)?),
+        None => None,
     };
-    let obs = Observer::start(&ctx.observer, &args)?;
-    let before = obs.cpu_ms();
+    let before = obs.as_ref().map(Observer::cpu_ms);
+    let host_before = super::host_cpu_times();
     let report = wrk.run()?;
-    let cpu = obs.cpu_ms() - before;
-    let summary = obs.stop()?;
+    let steal_pct = super::host_cpu_times()
+        .zip(host_before)
+        .and_then(|(after, before)| parse::steal_pct(before, after));
+    let (cpu_ms, capture) = match (obs, before) {
+        (Some(obs), Some(before)) => {
+            let cpu = obs.cpu_ms() - before;
+            (Some(cpu), Some(parse::capture(&obs.stop()?)))
+        }
+        _ => (None, None),
+    };
     Ok(Run {
         wrk: report,
-        cpu_ms: Some(cpu),
-        capture: Some(parse::capture(&summary)),
+        cpu_ms,
+        capture,
+        steal_pct,
     })
 }
 
@@ -147,12 +155,13 @@ pub fn run(ctx: &Ctx) -> anyhow::Result<(Vec<Row>, Value)> {
             );
             let r = run_arm(ctx, &nginx, arm, &full)?;
             eprintln!(
-                "  {:.0} req/s, p99 {:.0} us{}",
+                "  {:.0} req/s, p99 {:.0} us{}{}",
                 r.wrk.rps,
                 r.wrk.p99_us,
                 r.cpu_ms
                     .map(|c| format!(", observer cpu {c:.0} ms"))
-                    .unwrap_or_default()
+                    .unwrap_or_default(),
+                steal_text(r.steal_pct),
             );
             runs.push((arm, r));
         }
@@ -169,10 +178,11 @@ pub fn run(ctx: &Ctx) -> anyhow::Result<(Vec<Row>, Value)> {
     for arm in [Arm::Pid, Arm::All] {
         let r = run_arm(ctx, &nginx, arm, &paced)?;
         eprintln!(
-            "bench app: {} at ~10k req/s offered: {:.0} req/s, observer cpu {:.0} ms",
+            "bench app: {} at ~10k req/s offered: {:.0} req/s, observer cpu {:.0} ms{}",
             arm.name(),
             r.wrk.rps,
-            r.cpu_ms.unwrap_or(f64::NAN)
+            r.cpu_ms.unwrap_or(f64::NAN),
+            steal_text(r.steal_pct),
         );
         at_10k.push((arm, r));
     }
@@ -200,11 +210,17 @@ pub fn run(ctx: &Ctx) -> anyhow::Result<(Vec<Row>, Value)> {
             arm.name().into(),
             json!({"rps": r.wrk.rps, "requests": r.wrk.requests, "seconds": r.wrk.seconds,
                    "observer_cpu_ms": cpu, "cpu_ms_per_10k_requests": per_10k, "cores": cores,
-                   "ringbuf_drops": drops, "p99_us": r.wrk.p99_us}),
+                   "ringbuf_drops": drops, "p99_us": r.wrk.p99_us,
+                   "host_steal_pct": r.steal_pct}),
         );
     }
     v["at_10k_rps"] = Value::Object(paced_json);
     Ok((rows, v))
+}
+
+fn steal_text(pct: Option<f64>) -> String {
+    pct.map(|p| format!(", host steal {p:.1} %"))
+        .unwrap_or_default()
 }
 
 fn summarise(runs: &[(Arm, Run)], rounds: usize, seconds: u32) -> (Vec<Row>, Value) {
@@ -231,6 +247,7 @@ fn summarise(runs: &[(Arm, Run)], rounds: usize, seconds: u32) -> (Vec<Row>, Val
                     "observer_cpu_ms": r.cpu_ms,
                     "records": r.capture.map(|c| c.records),
                     "ringbuf_drops": r.capture.map(|c| c.ringbuf_drops),
+                    "host_steal_pct": r.steal_pct,
                 })
             })
             .collect();

@@ -34,6 +34,10 @@ use crate::{build_observer, is_root, root_dir, run, setup};
 
 pub const ITEMS: &[&str] = &["app", "syscall", "pipeline", "loss", "memory"];
 
+/// Host steal above which an item's figures say more about the host's other guests than about
+/// the observer: time the VM was ready to run and the host ran another guest instead.
+const DISTURBED_STEAL_PCT: f64 = 5.0;
+
 /// The observer's `--ring-buffer-mib` default, which items 1, 4 and 5 run with.
 pub const DEFAULT_RING_MIB: u32 = 8;
 
@@ -166,6 +170,7 @@ pub fn bench(opts: Options) -> anyhow::Result<()> {
         }
         eprintln!("== bench {item}");
         let started = std::time::Instant::now();
+        let cpu_before = host_cpu_times();
         let res = match item {
             "app" => app::run(&ctx),
             "syscall" => syscall::run(&ctx),
@@ -173,6 +178,28 @@ pub fn bench(opts: Options) -> anyhow::Result<()> {
             "loss" => loss::run(&ctx),
             _ => memory::run(&ctx),
         };
+        // A VM's figures are only as steady as its host: the share of CPU time the hypervisor gave
+        // to other guests during the item tells a quiet run from a disturbed one.
+        let steal = host_cpu_times()
+            .zip(cpu_before)
+            .and_then(|(after, before)| parse::steal_pct(before, after));
+        let res = res.map(|(mut r, mut v)| {
+            if let Some(pct) = steal {
+                r.push(Row::info(
+                    report::item_label(item),
+                    "host: CPU time stolen by the hypervisor during this item",
+                    if pct > DISTURBED_STEAL_PCT {
+                        format!("{pct:.1} % (disturbed: figures not comparable)")
+                    } else {
+                        format!("{pct:.1} %")
+                    },
+                ));
+                if let Some(o) = v.as_object_mut() {
+                    o.insert("host_steal_pct".into(), json!(pct));
+                }
+            }
+            (r, v)
+        });
         match res {
             Ok((r, v)) => {
                 rows.extend(r);
@@ -213,6 +240,10 @@ fn catch_interrupts() {
     if let Err(e) = ctrlc::set_handler(|| INTERRUPTED.store(true, Ordering::Relaxed)) {
         eprintln!("bench: cannot catch Ctrl-C ({e}); an interrupted run leaves no partial results");
     }
+}
+
+fn host_cpu_times() -> Option<parse::CpuTimes> {
+    parse::cpu_times(&std::fs::read_to_string("/proc/stat").ok()?)
 }
 
 fn sh(cmd: &str, args: &[&str]) -> String {

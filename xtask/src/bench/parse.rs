@@ -77,6 +77,40 @@ pub fn stat_cpu_ticks(stat: &str) -> Option<u64> {
     Some(utime + stime)
 }
 
+/// The machine's CPU time from the `cpu` line of /proc/stat, in clock ticks: all of it (user
+/// through steal; guest time is already inside user and nice) and the part the hypervisor gave
+/// to other guests (steal).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CpuTimes {
+    pub total: u64,
+    pub steal: u64,
+}
+
+pub fn cpu_times(proc_stat: &str) -> Option<CpuTimes> {
+    let line = proc_stat
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some("cpu"))?;
+    let f: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .map(|v| v.parse().ok())
+        .collect::<Option<_>>()?;
+    // user nice system idle iowait irq softirq steal [guest guest_nice]
+    let base = f.get(..8)?;
+    Some(CpuTimes {
+        total: base.iter().sum(),
+        steal: base[7],
+    })
+}
+
+/// The share of CPU time stolen between two readings, in per cent; `None` when no time passed
+/// or the counters went back.
+pub fn steal_pct(before: CpuTimes, after: CpuTimes) -> Option<f64> {
+    let total = after.total.checked_sub(before.total).filter(|&t| t > 0)?;
+    let steal = after.steal.checked_sub(before.steal)?;
+    Some(100.0 * steal as f64 / total as f64)
+}
+
 /// A `kB` field of /proc/PID/status (`VmRSS`, `VmHWM`), in KiB.
 pub fn status_kib(status: &str, field: &str) -> Option<u64> {
     status.lines().find_map(|l| {
@@ -221,6 +255,37 @@ mod tests {
 Requests/sec: 101987.61
 Transfer/sec:     16.05MB
 ";
+
+    #[test]
+    fn cpu_times_and_steal_share() {
+        let before = "cpu  100 5 50 800 10 0 5 30 7 0\ncpu0 50 2 25 400 5 0 2 15 3 0\n";
+        let after = "cpu  200 5 70 900 10 0 5 70 9 0\ncpu0 100 2 35 450 5 0 2 35 4 0\n";
+        let b = cpu_times(before).unwrap();
+        let a = cpu_times(after).unwrap();
+        // guest time (7, 9) is part of user already: not added again.
+        assert_eq!(
+            b,
+            CpuTimes {
+                total: 1000,
+                steal: 30
+            }
+        );
+        assert_eq!(
+            a,
+            CpuTimes {
+                total: 1260,
+                steal: 70
+            }
+        );
+        let pct = steal_pct(b, a).unwrap();
+        assert!((pct - 100.0 * 40.0 / 260.0).abs() < 1e-9, "{pct}");
+        assert_eq!(steal_pct(a, a), None);
+        assert_eq!(steal_pct(a, b), None);
+        // Kernels without steal accounting (fewer fields), per-CPU lines only, garbage.
+        assert_eq!(cpu_times("cpu  1 2 3 4 5 6 7\n"), None);
+        assert_eq!(cpu_times("cpu0 1 2 3 4 5 6 7 8\n"), None);
+        assert_eq!(cpu_times("cpu  1 2 x 4 5 6 7 8\n"), None);
+    }
 
     #[test]
     fn wrk_report() {
