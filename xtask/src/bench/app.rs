@@ -103,22 +103,24 @@ impl Throttle {
 }
 
 fn run_arm(ctx: &Ctx, nginx: &Nginx, arm: Arm, wrk: &Wrk) -> anyhow::Result<Run> {
+    // The observer (if the arm has one) with its CPU time before the run.
     let obs = match arm.args(nginx.pid()) {
-        Some(args) => Some(Observer::start(&ctx.observer, &args)?),
+        Some(args) => {
+            let obs = Observer::start(&ctx.observer, &args)?;
+            let before = obs.cpu_ms();
+            Some((obs, before))
+        }
         None => None,
     };
-    let before = obs.as_ref().map(Observer::cpu_ms);
     let host_before = super::host_cpu_times();
     let report = wrk.run()?;
-    let steal_pct = super::host_cpu_times()
-        .zip(host_before)
-        .and_then(|(after, before)| parse::steal_pct(before, after));
-    let (cpu_ms, capture) = match (obs, before) {
-        (Some(obs), Some(before)) => {
+    let steal_pct = super::steal_since(host_before);
+    let (cpu_ms, capture) = match obs {
+        Some((obs, before)) => {
             let cpu = obs.cpu_ms() - before;
             (Some(cpu), Some(parse::capture(&obs.stop()?)))
         }
-        _ => (None, None),
+        None => (None, None),
     };
     Ok(Run {
         wrk: report,

@@ -180,28 +180,23 @@ pub fn bench(opts: Options) -> anyhow::Result<()> {
         };
         // A VM's figures are only as steady as its host: the share of CPU time the hypervisor gave
         // to other guests during the item tells a quiet run from a disturbed one.
-        let steal = host_cpu_times()
-            .zip(cpu_before)
-            .and_then(|(after, before)| parse::steal_pct(before, after));
-        let res = res.map(|(mut r, mut v)| {
-            if let Some(pct) = steal {
-                r.push(Row::info(
-                    report::item_label(item),
-                    "host: CPU time stolen by the hypervisor during this item",
-                    if pct > DISTURBED_STEAL_PCT {
-                        format!("{pct:.1} % (disturbed: figures not comparable)")
-                    } else {
-                        format!("{pct:.1} %")
-                    },
-                ));
-                if let Some(o) = v.as_object_mut() {
-                    o.insert("host_steal_pct".into(), json!(pct));
-                }
-            }
-            (r, v)
-        });
+        let steal = steal_since(cpu_before);
         match res {
-            Ok((r, v)) => {
+            Ok((mut r, mut v)) => {
+                if let Some(pct) = steal {
+                    r.push(Row::info(
+                        report::item_label(item),
+                        "host: CPU time stolen by the hypervisor during this item",
+                        if pct > DISTURBED_STEAL_PCT {
+                            format!("{pct:.1} % (disturbed: figures not comparable)")
+                        } else {
+                            format!("{pct:.1} %")
+                        },
+                    ));
+                    if let Some(o) = v.as_object_mut() {
+                        o.insert("host_steal_pct".into(), json!(pct));
+                    }
+                }
                 rows.extend(r);
                 results.insert(item.into(), v);
             }
@@ -242,8 +237,14 @@ fn catch_interrupts() {
     }
 }
 
+/// The machine's CPU times now (`/proc/stat`), to measure host steal from.
 fn host_cpu_times() -> Option<parse::CpuTimes> {
     parse::cpu_times(&std::fs::read_to_string("/proc/stat").ok()?)
+}
+
+/// Per cent of the machine's CPU time stolen since `before` (a `host_cpu_times` reading).
+fn steal_since(before: Option<parse::CpuTimes>) -> Option<f64> {
+    parse::steal_pct(before?, host_cpu_times()?)
 }
 
 fn sh(cmd: &str, args: &[&str]) -> String {
