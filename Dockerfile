@@ -8,22 +8,23 @@
 ARG RUST_VERSION=1.95
 
 FROM rust:${RUST_VERSION}-bookworm AS builder
-# bpf-linker links the kernel programs with the LLVM of the nightly that compiles them: 22.
+# bpf-linker links the kernel programs with the LLVM of the toolchain that compiles them: the
+# image's stable rustc (observer/build.rs builds them with it, RUSTC_BOOTSTRAP=1 for build-std).
+# Rust 1.95 uses LLVM 22.
 ARG LLVM=22
-# LLVM 22 from Debian's own archive (bookworm-security ships llvm-toolchain-22), as in setup.rs.
+# LLVM from Debian's own archive (bookworm-security ships llvm-toolchain-22), as in setup.rs.
 RUN apt-get update -qq \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
         llvm-${LLVM}-dev libpolly-${LLVM}-dev \
  && rm -rf /var/lib/apt/lists/*
-# The kernel crate is built with `rustup run nightly` and -Z build-std=core (observer/build.rs).
-# Fail here, with the reason, if today's nightly has moved past LLVM 22.
-RUN rustup toolchain install nightly --profile minimal --component rust-src \
- && llvm="$(rustc +nightly -vV | sed -n 's/^LLVM version: //p')" \
+# Fail here, with the reason, if RUST_VERSION and LLVM disagree.
+RUN rustup component add rust-src \
+ && llvm="$(rustc -vV | sed -n 's/^LLVM version: //p')" \
  && case "$llvm" in \
         "${LLVM}".*) ;; \
-        *) echo "the nightly uses LLVM $llvm, bpf-linker is built for LLVM ${LLVM}: build with --build-arg LLVM=${llvm%%.*} if Debian has llvm-${llvm%%.*}-dev" >&2; exit 1 ;; \
+        *) echo "rustc uses LLVM $llvm, bpf-linker is built for LLVM ${LLVM}: build with --build-arg LLVM=${llvm%%.*} if Debian has llvm-${llvm%%.*}-dev" >&2; exit 1 ;; \
     esac
-# bpf-linker's default feature wants LLVM 23: build it against 22.
+# bpf-linker's default feature wants the newest LLVM: build it against rustc's.
 RUN LLVM_PREFIX=/usr/lib/llvm-${LLVM} \
     cargo install --locked bpf-linker --no-default-features --features llvm-${LLVM}
 

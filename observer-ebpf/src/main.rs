@@ -28,7 +28,8 @@
 //! Every failure is counted in `STATS` (per CPU) rather than logged on the hot path.
 #![no_std]
 #![no_main]
-// The eBPF crate is built with nightly (`-Z build-std`); the intrinsic is the BPF XADD.
+// The eBPF crate is built with unstable features allowed (`-Z build-std`, RUSTC_BOOTSTRAP on the
+// stable toolchain, observer/build.rs); the intrinsic is the BPF XADD.
 #![allow(internal_features)]
 #![feature(core_intrinsics)]
 

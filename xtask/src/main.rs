@@ -215,6 +215,9 @@ fn fuzz_smoke() -> anyhow::Result<()> {
         run(Command::new("rustup")
             .current_dir(&fuzz)
             .args(["run", "nightly", "cargo", "fuzz", "run", target])
+            // The kernel programs of the observer crate it links are built as everywhere else,
+            // not with the nightly (observer/build.rs).
+            .env("OBSERVER_EBPF_TOOLCHAIN", setup::ebpf_toolchain())
             .arg(&scratch)
             .arg(fuzz.join("corpus").join(target))
             .args(["--", "-max_total_time=30"]))?;
@@ -242,18 +245,20 @@ fn test_steps(
                 "--all-targets",
             ])
             .args(["--", "-D", "warnings"]))?;
-        // The kernel crate only builds for the BPF target, with the nightly's build-std, and
-        // with the architecture it will run on (which aya-build sets for a real build).
+        // The kernel crate only builds for the BPF target, with build-std (RUSTC_BOOTSTRAP on
+        // the stable toolchain, as observer/build.rs does), and with the architecture it will
+        // run on (which aya-build sets for a real build).
         run(Command::new("rustup")
             .current_dir(root_dir().join("observer-ebpf"))
             .env("CARGO_TARGET_DIR", root_dir().join("target/bpf-clippy"))
+            .env("RUSTC_BOOTSTRAP", "1")
             .env(
                 "CARGO_ENCODED_RUSTFLAGS",
                 format!("--cfg=bpf_target_arch=\"{}\"", std::env::consts::ARCH),
             )
             .args([
                 "run",
-                "nightly",
+                &setup::ebpf_toolchain(),
                 "cargo",
                 "clippy",
                 "--target",
