@@ -28,6 +28,16 @@ fn python_http_server() -> (Proc, u16) {
     (Proc { child }, port)
 }
 
+/// `python3 -c SCRIPT` with its stdin piped: the test tells the client when to send.
+fn python_client(script: &str) -> Proc {
+    let child = Command::new("python3")
+        .args(["-c", script])
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("python3");
+    Proc { child }
+}
+
 #[test]
 fn python_http_server_spans_carry_the_trace_sent_by_curl() {
     if !privileged() {
@@ -125,13 +135,7 @@ fn python_keepalive_client_and_server() {
          \x20   assert r.status == 200, r.status\n\
          c.close()\n"
     );
-    let mut client = Proc {
-        child: Command::new("python3")
-            .args(["-c", &script])
-            .stdin(Stdio::piped())
-            .spawn()
-            .expect("python3"),
-    };
+    let mut client = python_client(&script);
     let obs = Observer::for_pids(&[server.pid(), client.pid()], &[]);
     client
         .child
@@ -332,4 +336,59 @@ exchange(lambda s: s.sendall(head('%032x' % 4, 20000)))
     assert_eq!(capture["truncated_heads"], 1, "{}", r.dump());
     assert_eq!(capture["ringbuf_drops"], 0);
     assert!(capture["capped"].as_u64().unwrap() >= 1, "{}", r.dump());
+}
+
+/// Between reads the observer waits out its read interval with the ring buffer out of epoll: a
+/// record written meanwhile must be read when the interval ends, not when a later record comes
+/// or at exit. The client sends each request only once the observer has printed the span of the
+/// previous one, so a missed record stalls the exchange for good. Requests go out at once (into
+/// the wait) and after a pause (when the reader waits on epoll again), at the longest interval,
+/// the default and none.
+#[test]
+fn records_written_while_the_reader_waits_are_read_when_it_wakes() {
+    if !privileged() {
+        return;
+    }
+    let (server, port) = svc("py", None, &[]);
+    for interval in ["100", "5", "0"] {
+        let script = format!(
+            "import http.client, sys\n\
+             c = http.client.HTTPConnection('127.0.0.1', {port})\n\
+             for line in sys.stdin:\n\
+             \x20   i = int(line)\n\
+             \x20   c.request('GET', '/leaf', headers={{'traceparent': '00-%032x-%016x-01' % (0xfee0 + i, 0x99 + i)}})\n\
+             \x20   r = c.getresponse(); r.read()\n\
+             \x20   assert r.status == 200, r.status\n\
+             c.close()\n"
+        );
+        let mut client = python_client(&script);
+        let mut obs = Observer::for_pids(&[client.pid()], &["--read-interval-ms", interval]);
+        let mut stdin = client.child.stdin.take().unwrap();
+        for i in 0..8u32 {
+            if i % 2 == 1 {
+                std::thread::sleep(std::time::Duration::from_millis(150));
+            }
+            writeln!(stdin, "{i}").unwrap();
+            let want = format!("{:032x}", 0xfee0 + i);
+            let span = obs.wait_for(std::time::Duration::from_secs(5), |v| {
+                v["type"] == "span" && v["trace_id"] == want.as_str()
+            });
+            assert!(
+                span.is_some(),
+                "--read-interval-ms {interval}: no span for request {i} within 5 s"
+            );
+        }
+        drop(stdin);
+        assert!(client.child.wait().unwrap().success());
+        let r = obs.stop();
+        let spans = r.spans("client", client.pid());
+        let expected: Vec<String> = (0..8).map(|i| format!("{:032x}", 0xfee0 + i)).collect();
+        assert_eq!(
+            field(&spans, "trace_id"),
+            expected.iter().collect::<Vec<_>>(),
+            "--read-interval-ms {interval}: {}",
+            r.dump()
+        );
+    }
+    drop(server);
 }

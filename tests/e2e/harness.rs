@@ -150,6 +150,8 @@ pub struct Observer {
     proc: Proc,
     lines: Receiver<String>,
     stderr: Receiver<String>,
+    /// Records read by `wait_for` while it ran; `stop` returns them first.
+    seen: Vec<Value>,
 }
 
 impl Observer {
@@ -189,6 +191,7 @@ impl Observer {
             proc: Proc { child },
             lines,
             stderr,
+            seen: Vec::new(),
         };
         let first = obs
             .lines
@@ -220,6 +223,28 @@ impl Observer {
         self.proc.pid()
     }
 
+    /// Waits up to `timeout` for a record, printed while the observer runs, that `pred` accepts.
+    /// Every record read meanwhile is kept for `stop`.
+    pub fn wait_for(&mut self, timeout: Duration, pred: impl Fn(&Value) -> bool) -> Option<Value> {
+        if let Some(v) = self.seen.iter().find(|v| pred(v)) {
+            return Some(v.clone());
+        }
+        let deadline = Instant::now() + timeout;
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            let Ok(line) = self.lines.recv_timeout(left) else {
+                break;
+            };
+            let v: Value =
+                serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON: {line:?}: {e}"));
+            let hit = pred(&v);
+            self.seen.push(v);
+            if hit {
+                return self.seen.last().cloned();
+            }
+        }
+        None
+    }
+
     /// Stops with SIGTERM and returns every record printed after `ready`, checking that the
     /// observer exited 0 and ended with a summary.
     pub fn stop(mut self) -> Records {
@@ -245,7 +270,7 @@ impl Observer {
             status.success(),
             "observer exited with {status}; stderr: {stderr}"
         );
-        let mut all = Vec::new();
+        let mut all = std::mem::take(&mut self.seen);
         while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(2)) {
             let v: Value =
                 serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON: {line:?}: {e}"));
