@@ -324,11 +324,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let mut next_read = tokio::time::Instant::now();
     loop {
         let read = async {
-            if next_read > tokio::time::Instant::now() {
-                // Out of epoll while waiting: the interval's first record would only wake us.
-                reader.park();
-                tokio::time::sleep_until(next_read).await;
-            }
+            tokio::time::sleep_until(next_read).await;
             reader
                 .read(DRAIN_BATCH, |r| {
                     on_record(r, &mut pipeline, &mut os, &mut records)

@@ -338,12 +338,12 @@ exchange(lambda s: s.sendall(head('%032x' % 4, 20000)))
     assert!(capture["capped"].as_u64().unwrap() >= 1, "{}", r.dump());
 }
 
-/// Between reads the observer waits out its read interval with the ring buffer out of epoll: a
-/// record written meanwhile must be read when the interval ends, not when a later record comes
-/// or at exit. The client sends each request only once the observer has printed the span of the
-/// previous one, so a missed record stalls the exchange for good. Requests go out at once (into
-/// the wait) and after a pause (when the reader waits on epoll again), at the longest interval,
-/// the default and none.
+/// After a read that empties the ring buffer the observer waits out its read interval: a record
+/// written meanwhile must be read when the interval ends, not when a later record comes or at
+/// exit. The client sends each request only once the observer has printed the span of the
+/// previous one, so a missed wake-up stalls the exchange for good. Requests go out at once (into
+/// the wait) and after a pause (when the reader waits on epoll), at the longest interval, the
+/// default and none.
 #[test]
 fn records_written_while_the_reader_waits_are_read_when_it_wakes() {
     if !privileged() {

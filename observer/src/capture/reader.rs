@@ -1,15 +1,7 @@
 //! The ring-buffer reader: waits for records with tokio's `AsyncFd` (epoll, no polling loop) and
 //! hands each record, decoded, to a callback.
 //!
-//! Between reads the caller may [`park`](RingReader::park) it: the ring's fd then leaves the
-//! runtime's epoll set, so the first record written while the caller sleeps out its read interval
-//! does not wake the thread only for it to sleep again (one wake-up per interval instead of two).
-//! The next [`read`](RingReader::read) registers it again; epoll reports a ring that already holds
-//! records as ready at once, so nothing written while parked waits for a later record.
-//!
 //! This module holds the crate's only `unsafe` block (registering the ring buffer's fd).
-
-use std::io;
 
 use aya::maps::{MapData, RingBuf};
 use tokio::io::Interest;
@@ -17,24 +9,17 @@ use tokio::io::unix::AsyncFd;
 
 use super::record::{self, DecodeError, Event};
 
-type Ring = RingBuf<MapData>;
-
-/// Exactly one of the two is set between calls: the ring is either registered with the runtime
-/// (`armed`) or not (`parked`).
 pub struct RingReader {
-    armed: Option<AsyncFd<Ring>>,
-    parked: Option<Ring>,
+    fd: AsyncFd<RingBuf<MapData>>,
 }
 
 impl RingReader {
-    /// Registers the ring with the current runtime.
-    pub fn new(ring: Ring) -> io::Result<Self> {
-        let mut reader = RingReader {
-            armed: None,
-            parked: Some(ring),
-        };
-        reader.arm()?;
-        Ok(reader)
+    pub fn new(ring: RingBuf<MapData>) -> std::io::Result<Self> {
+        // SAFETY: the fd belongs to `ring`, which the AsyncFd owns: it stays open for as long as it
+        // is registered, and AsyncFd deregisters it before dropping `ring`.
+        let fd = unsafe { AsyncFd::register_with_interest(ring, Interest::READABLE) }
+            .map_err(|e| e.into_parts().1)?;
+        Ok(RingReader { fd })
     }
 
     /// Waits until records are available, then decodes up to `max` of them. Returns whether it
@@ -44,8 +29,8 @@ impl RingReader {
         &mut self,
         max: usize,
         f: impl FnMut(Result<Event, DecodeError>),
-    ) -> io::Result<bool> {
-        let mut guard = self.arm()?.readable_mut().await?;
+    ) -> std::io::Result<bool> {
+        let mut guard = self.fd.readable_mut().await?;
         let emptied = drain(guard.get_inner_mut(), max, f);
         if emptied {
             guard.clear_ready();
@@ -53,49 +38,17 @@ impl RingReader {
         Ok(emptied)
     }
 
-    /// Takes the ring out of the runtime's epoll set until the next `read`. Idempotent.
-    pub fn park(&mut self) {
-        if let Some(fd) = self.armed.take() {
-            self.parked = Some(fd.into_inner());
-        }
-    }
-
     /// Decodes everything there is now, without waiting.
     pub fn read_all_now(&mut self, f: impl FnMut(Result<Event, DecodeError>)) {
-        if let Some(ring) = self.ring_mut() {
-            drain(ring, usize::MAX, f);
-        }
-    }
-
-    fn ring_mut(&mut self) -> Option<&mut Ring> {
-        match (&mut self.armed, &mut self.parked) {
-            (Some(fd), _) => Some(fd.get_mut()),
-            (None, parked) => parked.as_mut(),
-        }
-    }
-
-    /// Registers a parked ring; a failed registration leaves it parked, so nothing is lost.
-    fn arm(&mut self) -> io::Result<&mut AsyncFd<Ring>> {
-        if let Some(ring) = self.parked.take() {
-            // SAFETY: the fd belongs to `ring`, which the AsyncFd owns: it stays open for as long
-            // as it is registered, and `into_inner` (in `park`) or the AsyncFd's drop deregisters
-            // it before giving `ring` back or dropping it.
-            match unsafe { AsyncFd::register_with_interest(ring, Interest::READABLE) } {
-                Ok(fd) => self.armed = Some(fd),
-                Err(e) => {
-                    let (ring, err) = e.into_parts();
-                    self.parked = Some(ring);
-                    return Err(err);
-                }
-            }
-        }
-        self.armed
-            .as_mut()
-            .ok_or_else(|| io::Error::other("the ring buffer reader holds no ring"))
+        drain(self.fd.get_mut(), usize::MAX, f);
     }
 }
 
-fn drain(ring: &mut Ring, max: usize, mut f: impl FnMut(Result<Event, DecodeError>)) -> bool {
+fn drain(
+    ring: &mut RingBuf<MapData>,
+    max: usize,
+    mut f: impl FnMut(Result<Event, DecodeError>),
+) -> bool {
     for _ in 0..max {
         let Some(item) = ring.next() else {
             return true;
