@@ -107,6 +107,13 @@ pub fn setup() -> anyhow::Result<()> {
         .args(["run", &toolchain, "rustc", "-vV"])
         .output()
         .with_context(|| format!("running rustc of the {toolchain} toolchain"))?;
+    if !vv.status.success() {
+        anyhow::bail!(
+            "`rustup run {toolchain} rustc -vV` failed ({}): {}",
+            vv.status,
+            String::from_utf8_lossy(&vv.stderr).trim()
+        );
+    }
     let llvm = llvm_major(&String::from_utf8_lossy(&vv.stdout))
         .with_context(|| format!("no LLVM version in `rustup run {toolchain} rustc -vV`"))?;
 
