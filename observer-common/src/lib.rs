@@ -102,7 +102,10 @@ pub mod config {
     /// (they moved between kernel versions); 0 when absent.
     pub const FORK_CHILD_PID_OFF: u32 = 2;
     pub const EXIT_GROUP_DEAD_OFF: u32 = 3;
-    pub const COUNT: u32 = 4;
+    /// Unread bytes in the ring buffer at which a record wakes the reader; 0: every record
+    /// written to an empty ring wakes it (the kernel's default).
+    pub const WAKE_AT_BYTES: u32 = 4;
+    pub const COUNT: u32 = 5;
 }
 
 /// Slots of the `EXIT_TAILS` program array: the exits of the iovec-shaped data syscalls,

@@ -164,9 +164,34 @@ fn header(kind: u32, id: u64, fd: i32) -> EventHeader {
     }
 }
 
+/// `bpf_ringbuf_output` flags (uapi `BPF_RB_*`) and its query of the bytes not yet consumed.
+const RB_NO_WAKEUP: u64 = 1;
+const RB_FORCE_WAKEUP: u64 = 2;
+const RB_AVAIL_DATA: u64 = 0;
+
+/// Whether writing `size` bytes should wake the reader. With no watermark set (user space reads
+/// each record as it comes), the kernel's default: a wake-up when the ring was empty. With one,
+/// the reader drains on its own timer and is woken only when a record takes the unread bytes
+/// across the watermark, or while more than twice the watermark is unread (it is far behind,
+/// or two CPUs crossed the watermark together and neither saw itself cross it).
+#[inline(always)]
+fn wake_flags(size: u64) -> u64 {
+    let at = config(config::WAKE_AT_BYTES);
+    if at == 0 {
+        return 0;
+    }
+    let unread = EVENTS.query(RB_AVAIL_DATA);
+    if (unread < at && unread + size >= at) || unread >= 2 * at {
+        RB_FORCE_WAKEUP
+    } else {
+        RB_NO_WAKEUP
+    }
+}
+
 #[inline(always)]
 fn emit<T>(record: &T) {
-    if EVENTS.output::<T>(record, 0).is_ok() {
+    let flags = wake_flags(core::mem::size_of::<T>() as u64);
+    if EVENTS.output::<T>(record, flags).is_ok() {
         count(stat::LIFECYCLE_RECORDS, 1);
     } else {
         count(stat::RINGBUF_DROPS, 1);
@@ -654,7 +679,9 @@ fn data_exit(id: u64, args: &SyscallArgs, ret: i64, shape: u8) -> Result<(), i64
     let size = DATA_HDR + (copied & (2 * HEAD_MAX - 1)) as usize;
     // SAFETY: `size` <= DATA_HDR + HEAD_MAX < SCRATCH_SIZE, inside the per-CPU map value.
     let record = unsafe { core::slice::from_raw_parts(scratch as *const u8, size) };
-    let sent = EVENTS.output::<[u8]>(record, 0).is_ok();
+    let sent = EVENTS
+        .output::<[u8]>(record, wake_flags(size as u64))
+        .is_ok();
     if sent {
         count(stat::DATA_RECORDS, 1);
         count(stat::DATA_BYTES, u64::from(copied));

@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::Parser;
 use observer::capture::loader::{Capture, CaptureConfig};
+use observer::capture::pace::Pacer;
 use observer::capture::preflight::{self, LinuxHost};
 use observer::capture::reader::RingReader;
 use observer::capture::record;
@@ -101,11 +102,12 @@ struct Args {
     /// space drains, records are dropped whatever its size.
     #[arg(long, default_value_t = 8, value_parser = parse_ring_mib)]
     ring_buffer_mib: u32,
-    /// Read the ring buffer at most every MS ms: after a read that emptied it, the reader waits
-    /// this long, and the records written meanwhile are read together. Below a few thousand
-    /// records per second a wake-up per record costs more than the records (docs/benchmarks.md);
-    /// a busy reader never waits. 0: read each record as soon as the kernel signals it.
-    #[arg(long, value_name = "MS", env = "OBSERVER_READ_INTERVAL_MS", default_value_t = 5, value_parser = clap::value_parser!(u64).range(0..=100))]
+    /// Read the ring buffer every MS ms: after a read that emptied it, the reader waits this
+    /// long, and the records written meanwhile are read together (the work per read costs more
+    /// than the records below tens of thousands per second: docs/benchmarks.md). A quarter-full
+    /// ring wakes it sooner, and a busy reader never waits. 0: read each record as soon as the
+    /// kernel signals it.
+    #[arg(long, value_name = "MS", env = "OBSERVER_READ_INTERVAL_MS", default_value_t = 50, value_parser = clap::value_parser!(u64).range(0..=100))]
     read_interval_ms: u64,
 }
 
@@ -125,6 +127,16 @@ fn parse_ring_mib(s: &str) -> Result<u32, String> {
 }
 
 /// CLOCK_MONOTONIC in ns: the kernel's record timestamps (`bpf_ktime_get_ns`) are on this clock.
+/// The kernel's wake-up watermark: none when the reader reads each record as it comes; else a
+/// quarter of the ring, so that a burst wakes the reader with three quarters still free.
+fn wake_at_bytes(ring_bytes: u32, read_interval_ms: u64) -> u32 {
+    if read_interval_ms == 0 {
+        0
+    } else {
+        ring_bytes / 4
+    }
+}
+
 fn monotonic_ns() -> anyhow::Result<u64> {
     let t = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)?;
     Ok(u64::try_from(t.tv_sec())? * 1_000_000_000 + u64::try_from(t.tv_nsec())?)
@@ -223,6 +235,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         pids: pids.clone(),
         all: args.all,
         ring_buffer_bytes: args.ring_buffer_mib << 20,
+        wake_at_bytes: wake_at_bytes(args.ring_buffer_mib << 20, args.read_interval_ms),
     };
     let mut capture = Capture::load(&cfg)?;
     let mut reader = RingReader::new(capture.ring()?).context("watching the ring buffer")?;
@@ -320,22 +333,19 @@ async fn run(args: Args) -> anyhow::Result<()> {
         }
     };
 
-    let read_interval = Duration::from_millis(args.read_interval_ms);
-    let mut next_read = tokio::time::Instant::now();
+    // With an interval, the kernel wakes the reader only past the watermark (`wake_at_bytes`):
+    // otherwise it reads when the pacer says.
+    let mut pacer = Pacer::new(Duration::from_millis(args.read_interval_ms));
+    let mut next_read = pacer.as_ref().map(|_| tokio::time::Instant::now());
     loop {
-        let read = async {
-            tokio::time::sleep_until(next_read).await;
-            reader
-                .read(DRAIN_BATCH, |r| {
-                    on_record(r, &mut pipeline, &mut os, &mut records)
-                })
-                .await
-        };
+        let read = reader.read(next_read, DRAIN_BATCH, |r| {
+            on_record(r, &mut pipeline, &mut os, &mut records)
+        });
         tokio::select! {
             read = read => {
-                let emptied = read.context("reading the ring buffer")?;
-                if emptied && !read_interval.is_zero() {
-                    next_read = tokio::time::Instant::now() + read_interval;
+                let read = read.context("reading the ring buffer")?;
+                if let Some(p) = pacer.as_mut() {
+                    next_read = Some(tokio::time::Instant::now() + p.after(read));
                 }
             }
             _ = tick.tick() => {

@@ -392,3 +392,53 @@ fn records_written_while_the_reader_waits_are_read_when_it_wakes() {
     }
     drop(server);
 }
+
+/// A reader pacing itself (`--read-interval-ms 100`) is woken by the kernel once a quarter of the
+/// ring buffer is unread: a burst of 30 MB/s of 15 KB request heads, three times what a 1 MiB ring
+/// holds per interval, is read whole instead of overflowing it while the reader sleeps.
+#[test]
+fn a_burst_wakes_a_pacing_reader_before_the_ring_buffer_fills() {
+    if !privileged() {
+        return;
+    }
+    const REQUESTS: u64 = 2000;
+    let (sink, port) = listening({
+        let mut c = Command::new("python3");
+        c.args([
+            "-c",
+            "import socket\n\
+             s = socket.create_server(('127.0.0.1', 0))\n\
+             print('LISTENING', s.getsockname()[1], flush=True)\n\
+             c, _ = s.accept()\n\
+             while c.recv(1 << 20): pass\n",
+        ]);
+        c
+    });
+    let script = format!(
+        "import socket, sys, time\n\
+         c = socket.create_connection(('127.0.0.1', {port}))\n\
+         head = b'GET /burst HTTP/1.1\\r\\nHost: sink\\r\\nx-pad: ' + b'p' * 15000 + b'\\r\\n\\r\\n'\n\
+         sys.stdin.readline()\n\
+         for i in range({REQUESTS}):\n\
+         \x20   c.sendall(head)\n\
+         \x20   if i % 10 == 9: time.sleep(0.005)\n\
+         c.close()\n"
+    );
+    let mut client = python_client(&script);
+    let obs = Observer::for_pids(
+        &[client.pid()],
+        &["--read-interval-ms", "100", "--ring-buffer-mib", "1"],
+    );
+    let mut stdin = client.child.stdin.take().unwrap();
+    writeln!(stdin, "go").unwrap();
+    drop(stdin);
+    assert!(client.child.wait().unwrap().success());
+    let r = obs.stop();
+    let capture = &r.summary()["capture"];
+    assert_eq!(capture["ringbuf_drops"], 0, "{}", r.dump());
+    assert!(
+        capture["records"].as_u64().unwrap() >= REQUESTS,
+        "every head read: {capture}"
+    );
+    drop(sink);
+}

@@ -53,6 +53,9 @@ pub struct CaptureConfig {
     pub all: bool,
     /// Ring buffer size in bytes (a power of two multiple of the page size).
     pub ring_buffer_bytes: u32,
+    /// Unread bytes at which the kernel wakes the reader, which otherwise reads on its own
+    /// timer; 0: a wake-up for each record written to an empty ring buffer.
+    pub wake_at_bytes: u32,
 }
 
 /// The loaded and attached kernel side.
@@ -113,6 +116,11 @@ impl Capture {
             };
             set(&mut conf, config::TRACE_ALL, u64::from(cfg.all))?;
             set(&mut conf, config::SELF_TGID, u64::from(std::process::id()))?;
+            set(
+                &mut conf,
+                config::WAKE_AT_BYTES,
+                u64::from(cfg.wake_at_bytes),
+            )?;
             set(
                 &mut conf,
                 config::FORK_CHILD_PID_OFF,

@@ -1,5 +1,6 @@
 //! Kernel side glue: preflight checks, loading and attaching, and decoding of ring-buffer records.
 pub mod loader;
+pub mod pace;
 pub mod preflight;
 pub mod reader;
 pub mod record;

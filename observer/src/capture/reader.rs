@@ -1,11 +1,12 @@
-//! The ring-buffer reader: waits for records with tokio's `AsyncFd` (epoll, no polling loop) and
-//! hands each record, decoded, to a callback.
+//! The ring-buffer reader: waits for the kernel's wake-up with tokio's `AsyncFd` (epoll), or for a
+//! deadline, and hands each record, decoded, to a callback.
 //!
 //! This module holds the crate's only `unsafe` block (registering the ring buffer's fd).
 
 use aya::maps::{MapData, RingBuf};
 use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
+use tokio::time::Instant;
 
 use super::record::{self, DecodeError, Event};
 
@@ -22,20 +23,37 @@ impl RingReader {
         Ok(RingReader { fd })
     }
 
-    /// Waits until records are available, then decodes up to `max` of them. Returns whether it
-    /// emptied the ring buffer; readiness is kept when records remain, so the next call does not
-    /// wait.
+    /// Waits until the kernel signals records, or until `deadline` if there is one, then decodes
+    /// up to `max` records. Readiness is kept when records remain, so the next call does not wait.
+    ///
+    /// With a wake-up watermark set in the kernel (`CaptureConfig::wake_at_bytes`) the kernel
+    /// signals only when unread records pile up, so the reader must be given a deadline: that is
+    /// when it reads what came in quietly (`Pacer`).
     pub async fn read(
         &mut self,
+        deadline: Option<Instant>,
         max: usize,
         f: impl FnMut(Result<Event, DecodeError>),
-    ) -> std::io::Result<bool> {
-        let mut guard = self.fd.readable_mut().await?;
-        let emptied = drain(guard.get_inner_mut(), max, f);
-        if emptied {
-            guard.clear_ready();
-        }
-        Ok(emptied)
+    ) -> std::io::Result<Drained> {
+        let signalled = self.fd.readable_mut();
+        let guard = match deadline {
+            None => Some(signalled.await?),
+            Some(d) => match tokio::time::timeout_at(d, signalled).await {
+                Ok(guard) => Some(guard?),
+                Err(_elapsed) => None,
+            },
+        };
+        Ok(match guard {
+            Some(mut guard) => {
+                let drained = drain(guard.get_inner_mut(), max, f);
+                if drained.emptied {
+                    guard.clear_ready();
+                }
+                drained
+            }
+            // Readiness is left as it is: a stale one costs one empty read at most.
+            None => drain(self.fd.get_mut(), max, f),
+        })
     }
 
     /// Decodes everything there is now, without waiting.
@@ -44,16 +62,32 @@ impl RingReader {
     }
 }
 
+/// What one read took from the ring buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Drained {
+    pub records: usize,
+    /// The ring buffer was empty when the read stopped (else it stopped at its `max`).
+    pub emptied: bool,
+}
+
 fn drain(
     ring: &mut RingBuf<MapData>,
     max: usize,
     mut f: impl FnMut(Result<Event, DecodeError>),
-) -> bool {
-    for _ in 0..max {
+) -> Drained {
+    let mut records = 0;
+    while records < max {
         let Some(item) = ring.next() else {
-            return true;
+            return Drained {
+                records,
+                emptied: true,
+            };
         };
         f(record::decode_ref(&item));
+        records += 1;
     }
-    false
+    Drained {
+        records,
+        emptied: false,
+    }
 }
