@@ -126,7 +126,6 @@ fn parse_ring_mib(s: &str) -> Result<u32, String> {
     Ok(v)
 }
 
-/// CLOCK_MONOTONIC in ns: the kernel's record timestamps (`bpf_ktime_get_ns`) are on this clock.
 /// The kernel's wake-up watermark: none when the reader reads each record as it comes; else a
 /// quarter of the ring, so that a burst wakes the reader with three quarters still free.
 fn wake_at_bytes(ring_bytes: u32, read_interval_ms: u64) -> u32 {
@@ -137,6 +136,7 @@ fn wake_at_bytes(ring_bytes: u32, read_interval_ms: u64) -> u32 {
     }
 }
 
+/// CLOCK_MONOTONIC in ns: the kernel's record timestamps (`bpf_ktime_get_ns`) are on this clock.
 fn monotonic_ns() -> anyhow::Result<u64> {
     let t = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)?;
     Ok(u64::try_from(t.tv_sec())? * 1_000_000_000 + u64::try_from(t.tv_nsec())?)
