@@ -126,16 +126,6 @@ fn parse_ring_mib(s: &str) -> Result<u32, String> {
     Ok(v)
 }
 
-/// The kernel's wake-up watermark: none when the reader reads each record as it comes; else a
-/// quarter of the ring, so that a burst wakes the reader with three quarters still free.
-fn wake_at_bytes(ring_bytes: u32, read_interval_ms: u64) -> u32 {
-    if read_interval_ms == 0 {
-        0
-    } else {
-        ring_bytes / 4
-    }
-}
-
 /// CLOCK_MONOTONIC in ns: the kernel's record timestamps (`bpf_ktime_get_ns`) are on this clock.
 fn monotonic_ns() -> anyhow::Result<u64> {
     let t = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)?;
@@ -231,11 +221,13 @@ async fn run(args: Args) -> anyhow::Result<()> {
     for &pid in &args.pids {
         pids.extend(procfs.with_descendants(pid));
     }
+    let mut pacer = Pacer::new(Duration::from_millis(args.read_interval_ms));
+    let ring_buffer_bytes = args.ring_buffer_mib << 20;
     let cfg = CaptureConfig {
         pids: pids.clone(),
         all: args.all,
-        ring_buffer_bytes: args.ring_buffer_mib << 20,
-        wake_at_bytes: wake_at_bytes(args.ring_buffer_mib << 20, args.read_interval_ms),
+        ring_buffer_bytes,
+        wake_at_bytes: Pacer::wake_at_bytes(pacer.as_ref(), ring_buffer_bytes),
     };
     let mut capture = Capture::load(&cfg)?;
     let mut reader = RingReader::new(capture.ring()?).context("watching the ring buffer")?;
@@ -335,7 +327,6 @@ async fn run(args: Args) -> anyhow::Result<()> {
 
     // With an interval, the kernel wakes the reader only past the watermark (`wake_at_bytes`):
     // otherwise it reads when the pacer says.
-    let mut pacer = Pacer::new(Duration::from_millis(args.read_interval_ms));
     let mut next_read = pacer.as_ref().map(|_| tokio::time::Instant::now());
     loop {
         let read = reader.read(next_read, DRAIN_BATCH, |r| {

@@ -29,6 +29,14 @@ impl Pacer {
         })
     }
 
+    /// The kernel's wake-up watermark (`CaptureConfig::wake_at_bytes`) for a ring of
+    /// `ring_bytes`: with a pacer, a quarter of the ring, so that a burst wakes the reader with
+    /// three quarters still free; without one, 0 (the kernel wakes it for each record written
+    /// to an empty ring).
+    pub fn wake_at_bytes(pacer: Option<&Pacer>, ring_bytes: u32) -> u32 {
+        pacer.map_or(0, |_| ring_bytes / 4)
+    }
+
     /// How long to wait after `read` before the next read.
     pub fn after(&mut self, read: Drained) -> Duration {
         if !read.emptied {
@@ -57,6 +65,14 @@ mod tests {
     #[test]
     fn zero_interval_has_no_pacer() {
         assert!(Pacer::new(Duration::ZERO).is_none());
+    }
+
+    #[test]
+    fn the_watermark_is_a_quarter_of_the_ring_with_a_pacer_and_none_without() {
+        let ring = 8 << 20;
+        let p = Pacer::new(50 * MS);
+        assert_eq!(Pacer::wake_at_bytes(p.as_ref(), ring), 2 << 20);
+        assert_eq!(Pacer::wake_at_bytes(None, ring), 0);
     }
 
     #[test]
