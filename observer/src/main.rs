@@ -143,43 +143,79 @@ fn wall_offset_ns() -> anyhow::Result<i128> {
     Ok(ns(real) - ns(mono))
 }
 
-/// Initial capacity of the line buffer: a span is ~400 bytes.
+/// Room kept in the sink's buffer for the next line: a span is ~400 bytes.
 const LINE_CAPACITY: usize = 1024;
 
-/// Records on stdout, written straight to its fd (no `Stdout` lock or line buffering): one
-/// `write` per drained batch.
+/// Records on stdout, rendered into one buffer that is written straight to stdout's fd (no
+/// `Stdout` lock or line buffering) when it fills and after each drained batch.
 struct Sink {
-    out: std::io::BufWriter<std::fs::File>,
+    out: std::fs::File,
     format: Format,
     colour: bool,
     /// `--no-spans`: spans are not printed (they still go to OTLP).
     spans: bool,
-    /// The line being written (reused).
-    line: Vec<u8>,
+    /// Rendered lines not yet written.
+    buf: Vec<u8>,
+    /// The first write error; records after it are dropped and it is returned by [`Sink::write`].
+    failed: Option<std::io::Error>,
 }
 
 impl Sink {
-    /// Writes records; `Ok(false)` when stdout is gone (a closed pipe ends the run quietly).
-    fn write(&mut self, records: &mut Vec<Record>) -> anyhow::Result<bool> {
-        for r in records.drain(..) {
-            if !self.spans && matches!(r, Record::Span(_)) {
-                continue;
-            }
-            self.line.clear();
-            output::render_into(&r, self.format, self.colour, &mut self.line);
-            self.line.push(b'\n');
-            if let Err(e) = self.out.write_all(&self.line) {
-                if e.kind() == std::io::ErrorKind::BrokenPipe {
-                    return Ok(false);
-                }
-                return Err(e).context("writing to stdout");
-            }
-        }
-        match self.out.flush() {
-            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(false),
-            r => r.context("writing to stdout").map(|_| true),
+    fn new(out: std::fs::File, format: Format, colour: bool, spans: bool) -> Sink {
+        Sink {
+            out,
+            format,
+            colour,
+            spans,
+            buf: Vec::with_capacity(SINK_BUFFER),
+            failed: None,
         }
     }
+
+    /// Renders records, writing the buffer out when it fills; a write error is kept for
+    /// [`Sink::write`]. Records are rendered while a batch is read, not after it, so that each
+    /// is rendered while what it is made of is still in the cache.
+    fn render(&mut self, records: &mut Vec<Record>) {
+        for r in records.drain(..) {
+            if self.failed.is_some() || (!self.spans && matches!(r, Record::Span(_))) {
+                continue;
+            }
+            output::render_into(&r, self.format, self.colour, &mut self.buf);
+            self.buf.push(b'\n');
+            if self.buf.len() + LINE_CAPACITY > SINK_BUFFER {
+                self.write_out();
+            }
+        }
+    }
+
+    fn write_out(&mut self) {
+        if let Err(e) = self.out.write_all(&self.buf) {
+            self.failed = Some(e);
+        }
+        self.buf.clear();
+    }
+
+    /// Renders `records` and writes out what is buffered; `Ok(false)` when stdout is gone (a
+    /// closed pipe ends the run quietly).
+    fn write(&mut self, records: &mut Vec<Record>) -> anyhow::Result<bool> {
+        self.render(records);
+        if !self.buf.is_empty() && self.failed.is_none() {
+            self.write_out();
+        }
+        match self.failed.take() {
+            Some(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(false),
+            Some(e) => Err(e).context("writing to stdout"),
+            None => Ok(true),
+        }
+    }
+}
+
+/// Hands records to the exporter (if any) and renders them into the sink.
+fn emit(exporter: Option<&Exporter>, sink: &mut Sink, records: &mut Vec<Record>) {
+    if let Some(x) = exporter {
+        records.iter().for_each(|r| x.record(r));
+    }
+    sink.render(records);
 }
 
 /// `--kubernetes`: the index of this node's pods, kept up to date by a watcher task from now on.
@@ -193,8 +229,12 @@ async fn kubernetes(node: Option<&str>) -> anyhow::Result<SharedIndex> {
     Ok(index)
 }
 
-/// Bytes of rendered records buffered before a write to stdout.
+/// Most bytes of rendered records buffered before a write to stdout: a pipe's default capacity,
+/// so that a write to a pipe being read does not wait for the reader.
 const SINK_BUFFER: usize = 64 << 10;
+
+/// Records made while a batch is read that are handed to the exporter and rendered at once.
+const STREAM_RECORDS: usize = 32;
 
 /// Records drained from the ring buffer before other work (signals, drop checks) gets a turn.
 const DRAIN_BATCH: usize = 8192;
@@ -272,21 +312,17 @@ async fn run(args: Args) -> anyhow::Result<()> {
         };
         Exporter::start(cfg, host)
     });
-    let mut sink = Sink {
-        out: std::io::BufWriter::with_capacity(
-            SINK_BUFFER,
-            std::fs::File::from(
-                std::io::stdout()
-                    .as_fd()
-                    .try_clone_to_owned()
-                    .context("duplicating stdout")?,
-            ),
+    let mut sink = Sink::new(
+        std::fs::File::from(
+            std::io::stdout()
+                .as_fd()
+                .try_clone_to_owned()
+                .context("duplicating stdout")?,
         ),
-        colour: args.output == Format::Pretty && std::io::stdout().is_terminal(),
-        format: args.output,
-        spans: !args.no_spans,
-        line: Vec::with_capacity(LINE_CAPACITY),
-    };
+        args.output,
+        args.output == Format::Pretty && std::io::stdout().is_terminal(),
+        !args.no_spans,
+    );
     let mut records = vec![Record::Ready {
         pids: args.pids.clone(),
         all: args.all,
@@ -330,7 +366,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let mut next_read = pacer.as_ref().map(|_| tokio::time::Instant::now());
     loop {
         let read = reader.read(next_read, DRAIN_BATCH, |r| {
-            on_record(r, &mut pipeline, &mut os, &mut records)
+            on_record(r, &mut pipeline, &mut os, &mut records);
+            if records.len() >= STREAM_RECORDS {
+                emit(exporter.as_ref(), &mut sink, &mut records);
+            }
         });
         tokio::select! {
             read = read => {
@@ -376,9 +415,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         if args.all && !included.is_empty() {
             capture.include_pids(&included)?;
         }
-        if let Some(x) = &exporter {
-            records.iter().for_each(|r| x.record(r));
-        }
+        emit(exporter.as_ref(), &mut sink, &mut records);
         if !sink.write(&mut records)? {
             return Ok(());
         }

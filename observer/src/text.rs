@@ -140,9 +140,60 @@ pub fn inline_display<const N: usize>(v: impl fmt::Display) -> InlineStr<N> {
     out
 }
 
+/// `name` is `lower` (a lower-case constant) in any case. Inlined, which bytes of `lower` are
+/// letters is known at compile time and the comparison of header names (done for every header
+/// line of every head) is a few vector operations, without a loop, a lowercased copy or a
+/// `memcmp` call.
+#[inline(always)]
+pub fn is_name<const N: usize>(name: &[u8], lower: &[u8; N]) -> bool {
+    let Ok(name) = <&[u8; N]>::try_from(name) else {
+        return false;
+    };
+    let mut diff = 0u8;
+    for (&n, &l) in name.iter().zip(lower) {
+        // The case bit is ignored for letters only: `-` (0x2d) is not `\r` (0x0d).
+        let case = if l.is_ascii_lowercase() { 0x20 } else { 0 };
+        diff |= (n | case) ^ l;
+    }
+    diff == 0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every byte value at every position of the names it is used with (letters, digits and
+    /// `-`), and every length around theirs: `is_name` says what `eq_ignore_ascii_case` says.
+    #[test]
+    fn is_name_is_eq_ignore_ascii_case_against_a_lower_case_constant() {
+        fn check<const N: usize>(lower: &[u8; N]) {
+            let mut tried = 0;
+            for at in 0..N {
+                for b in 0..=255u8 {
+                    let mut name = *lower;
+                    name[at] = b;
+                    assert_eq!(
+                        is_name(&name, lower),
+                        name.eq_ignore_ascii_case(lower),
+                        "{:?} against {:?}",
+                        String::from_utf8_lossy(&name),
+                        String::from_utf8_lossy(lower)
+                    );
+                    tried += 1;
+                }
+            }
+            assert_eq!(tried, N * 256);
+            assert!(is_name(&lower.to_ascii_uppercase(), lower));
+            assert!(!is_name(&lower[..N - 1], lower));
+            assert!(!is_name(&[lower.as_slice(), b"x"].concat(), lower));
+            assert!(!is_name(b"", lower));
+        }
+        check(b"b3");
+        check(b"host");
+        check(b"x-b3-traceid");
+        check(b"content-length");
+        check(b"x-ot-span-context");
+    }
 
     #[test]
     fn inline_strs_hold_what_fits_and_cut_the_rest_on_a_char_boundary() {

@@ -85,7 +85,7 @@ use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::num::NonZeroU64;
 
-use crate::text::{InlineStr, inline_ascii};
+use crate::text::{InlineStr, inline_ascii, is_name};
 
 /// The longest `x-request-id` kept; a longer one is invalid.
 pub const REQUEST_ID_MAX: usize = 128;
@@ -149,23 +149,28 @@ impl TraceHeader {
     /// Looks a header name up, ASCII case-insensitively. No whitespace is
     /// trimmed.
     pub fn from_name(name: &str) -> Option<Self> {
-        /// The longest name (`x-b3-parentspanid`, `x-ot-span-context`).
-        const LONGEST: usize = 17;
-        // Most header names are not trace headers: rejected by their first letter and length
-        // (every trace header begins with `x`, `b` or `t`), then lowercased once and compared
-        // byte for byte (`eq_ignore_ascii_case` lowercases both sides, byte by byte, per name).
-        let name = name.as_bytes();
-        let first = name.first()?.to_ascii_lowercase();
-        if !matches!(first, b'x' | b'b' | b't') || name.len() > LONGEST {
-            return None;
-        }
-        let mut buf = [0u8; LONGEST];
-        let lower = &mut buf[..name.len()];
-        lower.copy_from_slice(name);
-        lower.make_ascii_lowercase();
-        TraceHeader::ALL
-            .into_iter()
-            .find(|h| h.name().as_bytes() == lower)
+        use TraceHeader::*;
+        // Most header names are not trace headers. The length and one letter leave at most one
+        // candidate, compared as a constant-length array (a lookup per header line of every
+        // head; a test holds the names here to `name()`).
+        let b = name.as_bytes();
+        let at = |i: usize| b.get(i).map_or(0, u8::to_ascii_lowercase);
+        let (found, h) = match (b.len(), at(0)) {
+            (2, b'b') => (is_name(b, b"b3"), B3Single),
+            (10, b't') => (is_name(b, b"tracestate"), Tracestate),
+            (11, b't') => (is_name(b, b"traceparent"), Traceparent),
+            (10, b'x') => (is_name(b, b"x-b3-flags"), B3Flags),
+            (11, b'x') => (is_name(b, b"x-b3-spanid"), B3SpanId),
+            (12, b'x') => match at(5) {
+                b't' => (is_name(b, b"x-b3-traceid"), B3TraceId),
+                b's' => (is_name(b, b"x-b3-sampled"), B3Sampled),
+                _ => (is_name(b, b"x-request-id"), RequestId),
+            },
+            (17, b'x') if at(2) == b'b' => (is_name(b, b"x-b3-parentspanid"), B3ParentSpanId),
+            (17, b'x') => (is_name(b, b"x-ot-span-context"), OtSpanContext),
+            _ => return None,
+        };
+        found.then_some(h)
     }
 
     /// Is this one of the B3 headers (single or multi)?

@@ -103,8 +103,8 @@ fn values_with_a_tab_or_beyond_ascii_are_invalid() {
     }
 }
 
-/// The fast reject by first letter and length, and the lowercased comparison, find exactly
-/// what a case-insensitive scan of every name does.
+/// The candidate picked by length and a letter, compared case-insensitively, is exactly
+/// what a case-insensitive scan of every name finds.
 #[test]
 fn header_name_lookup_agrees_with_a_full_scan() {
     let scan = |n: &str| {

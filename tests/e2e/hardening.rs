@@ -389,3 +389,48 @@ fn ring_buffer_overflow_is_reported_and_capture_recovers() {
     }
     drop(backend);
 }
+
+/// A reader that goes away (`observer ... | head -n 1`): the observer's next write finds the
+/// pipe closed, and the run ends quietly and with success, not with an error or a panic.
+#[test]
+fn a_closed_stdout_ends_the_run_quietly() {
+    if !privileged() {
+        return;
+    }
+    let (server, port) = svc("py", None, &[]);
+    let bin = std::env::var("OBSERVER_BIN").expect("OBSERVER_BIN");
+    let child = Command::new(&bin)
+        .args(["--output", "json", "--pid", &server.pid().to_string()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("starting {bin}: {e}"));
+    let mut obs = Proc { child };
+    let mut stdout = std::io::BufReader::new(obs.child.stdout.take().expect("stdout"));
+    let mut first = String::new();
+    std::io::BufRead::read_line(&mut stdout, &mut first).expect("the ready line");
+    assert!(first.starts_with("{\"type\":\"ready\""), "{first:?}");
+    drop(stdout);
+    // Each request makes a span, whose write finds the pipe closed.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        assert_eq!(curl(&format!("http://127.0.0.1:{port}/leaf"), &[]), 200);
+        if let Some(status) = obs.child.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the observer still runs 30 s after its stdout was closed"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let mut stderr = String::new();
+    let _ = obs
+        .child
+        .stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut stderr);
+    assert!(status.success(), "exited with {status}; stderr: {stderr}");
+    assert!(stderr.is_empty(), "nothing on stderr: {stderr}");
+}

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use foldhash::HashSet;
 
-use crate::text::SharedStr;
+use crate::text::{SharedStr, is_name};
 use crate::tracectx::{TraceContext, TraceHeader, TraceHeaders};
 
 /// Most header lines parsed in one head; more makes the head unparsable (reported unknown).
@@ -246,12 +246,12 @@ enum Name {
 impl Name {
     fn of(name: &str) -> Option<Name> {
         // Most names are none of these: the length rules them out before any byte is compared.
-        let is = |n: &str| name.eq_ignore_ascii_case(n);
-        match name.len() {
-            4 if is("host") => Some(Name::Host),
-            10 if is("user-agent") => Some(Name::UserAgent),
-            14 if is("content-length") => Some(Name::ContentLength),
-            17 if is("transfer-encoding") => Some(Name::TransferEncoding),
+        let b = name.as_bytes();
+        match b.len() {
+            4 if is_name(b, b"host") => Some(Name::Host),
+            10 if is_name(b, b"user-agent") => Some(Name::UserAgent),
+            14 if is_name(b, b"content-length") => Some(Name::ContentLength),
+            17 if is_name(b, b"transfer-encoding") => Some(Name::TransferEncoding),
             _ => TraceHeader::from_name(name).map(Name::Trace),
         }
     }
