@@ -202,24 +202,10 @@ pub struct ConnState {
     pub egress: DirState,
 }
 
-/// Arguments saved at syscall entry, keyed by pid_tgid, consumed at exit.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct SyscallArgs {
-    /// One of the `sys::*` constants.
-    pub syscall: u32,
-    pub fd: i32,
-    /// Buffer, iovec array, msghdr or sockaddr pointer, depending on `syscall`.
-    pub ptr: u64,
-    /// Buffer length or iovec count.
-    pub len: u64,
-}
-
 #[cfg(feature = "user")]
 mod user {
     use super::*;
     // SAFETY: plain #[repr(C)] integer structs with explicit padding fields: every bit pattern is valid.
     unsafe impl aya::Pod for ConnKey {}
     unsafe impl aya::Pod for ConnState {}
-    unsafe impl aya::Pod for SyscallArgs {}
 }

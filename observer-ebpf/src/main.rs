@@ -9,17 +9,20 @@
 //!
 //! Flow for the data syscalls (`read`, `readv`, `recvfrom`, `recvmsg`, `write`, `writev`,
 //! `sendto`, `sendmsg`):
-//! 1. `sys_enter`: the process filter runs first (a bit in `TRACED` for an unobserved process);
-//!    for an observed one the arguments are saved per thread in `ARGS`.
-//! 2. `sys_exit`: once the byte count is known, the first bytes are peeked. Only data that
-//!    starts like an HTTP/1.x request or status line, or continues a head in progress on that
-//!    connection and direction (`CONNS`), is copied (up to `HEAD_MAX` bytes per message, across
-//!    syscalls and up to `MAX_IOV` iovec segments) into a per-CPU scratch buffer and output to
-//!    the ring buffer as one variable-length record.
+//! 1. `sys_exit`: the process filter runs first (a bit in `TRACED` for an unobserved process).
+//!    For an observed one the arguments are read from the syscall's saved user registers, which
+//!    the kernel leaves as the process passed them: nothing is saved at entry.
+//! 2. Once the byte count is known, the first bytes are peeked. Only data that starts like an
+//!    HTTP/1.x request or status line, or continues a head in progress on that connection and
+//!    direction (`CONNS`), is copied (up to `HEAD_MAX` bytes per message, across syscalls and up
+//!    to `MAX_IOV` iovec segments) into a per-CPU scratch buffer and output to the ring buffer
+//!    as one variable-length record.
 //! 3. A head is in progress until a syscall's bytes end with CRLF CRLF or the budget runs out.
 //!
 //! The buffer-shaped calls are handled in `sys_exit` itself; the iovec-shaped ones are tail calls
 //! (`EXIT_TAILS`), so that the verifier walks the iovec copy loop in those programs only.
+//!
+//! `sys_enter` only reports closes, before the fd can be reused by another thread.
 //!
 //! Connection life cycle (`connect`, `accept`, `accept4`, `close`) and process life cycle
 //! (`sched_process_fork`, `sched_process_exit`) records let user space know roles, peers and
@@ -48,8 +51,8 @@ use aya_ebpf::{
 use observer_common::{
     AF_INET, AF_INET6, AF_UNIX, ConnEvent, ConnKey, ConnState, DataHeader, DirState, EventHeader,
     ForkEvent, HEAD_MAX, KIND_ACCEPT, KIND_CLOSE, KIND_CONNECT, KIND_DATA, KIND_EXEC, KIND_EXIT,
-    KIND_FORK, KIND_THREAD_EXIT, MAX_IOV, SCRATCH_SIZE, SyscallArgs, TRACED_WORDS, config, flags,
-    stat, sys, tail, traced_slot,
+    KIND_FORK, KIND_THREAD_EXIT, MAX_IOV, SCRATCH_SIZE, TRACED_WORDS, config, flags, stat, sys,
+    tail, traced_slot,
 };
 
 /// Observed thread-group ids (and the tids of threads forked by them, until they exit), one bit
@@ -67,11 +70,6 @@ static EXCLUDED: HashMap<u32, u8> = HashMap::with_max_entries(65_536, 0);
 /// Settings written by user space before attaching (`observer_common::config`).
 #[map]
 static CONFIG: Array<u64> = Array::with_max_entries(config::COUNT, 0);
-
-/// Syscall arguments saved at entry, keyed by pid_tgid. LRU so that threads that never return
-/// from a blocking call cannot fill it.
-#[map]
-static ARGS: LruHashMap<u64, SyscallArgs> = LruHashMap::with_max_entries(16_384, 0);
 
 /// Head-capture state per (tgid, fd).
 #[map]
@@ -208,9 +206,6 @@ const SHAPE_BUFFER: u8 = 0;
 const SHAPE_IOV: u8 = 1;
 const SHAPE_MSGHDR: u8 = 2;
 
-/// `close` in the dispatch below (it is handled at entry and never saved in `ARGS`).
-const CLOSE: u32 = u32::MAX - 1;
-
 /// Syscall numbers of the hooked calls (x86_64: arch/x86/entry/syscalls/syscall_64.tbl) and the
 /// `struct pt_regs` offsets of what the programs read (arch/x86/include/asm/ptrace.h).
 #[cfg(bpf_target_arch = "x86_64")]
@@ -240,13 +235,12 @@ mod abi {
 #[cfg(not(bpf_target_arch = "x86_64"))]
 compile_error!("observer's syscall dispatch knows the x86_64 syscall ABI only");
 
-/// What a hooked syscall number is: a `sys::*` kind, or `CLOSE`.
+/// The `sys::*` kind of a syscall handled at exit (`close` is handled at entry).
 #[inline(always)]
 fn hooked(nr: u64) -> Option<u32> {
     Some(match nr {
         abi::READ => sys::READ,
         abi::WRITE => sys::WRITE,
-        abi::CLOSE => CLOSE,
         abi::READV => sys::READV,
         abi::WRITEV => sys::WRITEV,
         abi::CONNECT => sys::CONNECT,
@@ -267,19 +261,19 @@ fn reg(regs: *const u8, off: usize) -> u64 {
     unsafe { core::ptr::read_volatile(regs.add(off) as *const u64) }
 }
 
-/// `sys_enter(struct pt_regs *regs, long id)`: for observed processes, saves the arguments of
-/// the data and connection syscalls, and reports closes of known connections.
+/// `sys_enter(struct pt_regs *regs, long id)`: reports closes of known connections of observed
+/// processes, before the fd can be reused. Every other hooked syscall is handled at exit alone.
 #[btf_tracepoint(function = "sys_enter")]
 pub fn sys_enter(ctx: BtfTracePointContext) -> u32 {
     let nr: u64 = ctx.arg(1);
-    if let Some(syscall) = hooked(nr) {
-        let _ = try_enter(&ctx, syscall);
+    if nr == abi::CLOSE {
+        let _ = try_close(&ctx);
     }
     0
 }
 
 #[inline(always)]
-fn try_enter(ctx: &BtfTracePointContext, syscall: u32) -> Result<(), i64> {
+fn try_close(ctx: &BtfTracePointContext) -> Result<(), i64> {
     let id = bpf_get_current_pid_tgid();
     if !is_traced((id >> 32) as u32) {
         return Ok(());
@@ -288,56 +282,37 @@ fn try_enter(ctx: &BtfTracePointContext, syscall: u32) -> Result<(), i64> {
     if reg(regs, abi::CS) != abi::USER_CS {
         return Ok(());
     }
-    let fd = reg(regs, abi::ARGS[0]) as i32;
-    if syscall == CLOSE {
-        close(id, fd);
-        return Ok(());
-    }
-    save_args(
-        id,
-        SyscallArgs {
-            syscall,
-            fd,
-            ptr: reg(regs, abi::ARGS[1]),
-            len: reg(regs, abi::ARGS[2]),
-        },
-    )
+    close(id, reg(regs, abi::ARGS[0]) as i32);
+    Ok(())
 }
 
-/// `sys_exit(struct pt_regs *regs, long ret)`: the exits of the hooked syscalls whose entry was
-/// saved. Buffer-shaped data calls and connection calls are handled here, iovec-shaped data calls
-/// by a tail call.
+/// `sys_exit(struct pt_regs *regs, long ret)`: the exits of the hooked syscalls of observed
+/// processes. Buffer-shaped data calls and connection calls are handled here, iovec-shaped data
+/// calls by a tail call.
 #[btf_tracepoint(function = "sys_exit")]
 pub fn sys_exit(ctx: BtfTracePointContext) -> u32 {
     let regs: *const u8 = ctx.arg(0);
-    match hooked(reg(regs, abi::NR)) {
-        Some(CLOSE) | None => {}
-        Some(_) => {
-            let _ = try_exit(&ctx);
-        }
+    if let Some(syscall) = hooked(reg(regs, abi::NR)) {
+        let _ = try_exit(&ctx, syscall);
     }
     0
 }
 
 #[inline(always)]
-fn try_exit(ctx: &BtfTracePointContext) -> Result<(), i64> {
+fn try_exit(ctx: &BtfTracePointContext, syscall: u32) -> Result<(), i64> {
     let id = bpf_get_current_pid_tgid();
     if !is_traced((id >> 32) as u32) {
         return Ok(());
     }
-    let Some(p) = ARGS.get_ptr_mut(id) else {
-        return Ok(());
-    };
-    // SAFETY: as in `save_args`: only this thread reads and writes its entry.
-    let tail = match unsafe { (*p).syscall } {
+    let tail = match syscall {
         sys::READV | sys::WRITEV => tail::IOV,
         sys::RECVMSG | sys::SENDMSG => tail::MSGHDR,
         _ => {
-            let Some(args) = consume(p) else {
+            let Some(args) = exit_args(ctx, syscall) else {
                 return Ok(());
             };
             let ret: i64 = ctx.arg(1);
-            return match args.syscall {
+            return match syscall {
                 sys::CONNECT => conn_exit(id, &args, ret, KIND_CONNECT),
                 sys::ACCEPT => conn_exit(id, &args, ret, KIND_ACCEPT),
                 _ => data_exit(id, &args, ret, SHAPE_BUFFER),
@@ -345,20 +320,21 @@ fn try_exit(ctx: &BtfTracePointContext) -> Result<(), i64> {
         }
     };
     // SAFETY: the programs in `EXIT_TAILS` are `sys_exit` programs like this one. On success the
-    // call does not return (the callee consumes the entry); it fails only if the slot is empty.
+    // call does not return; it fails only if the slot is empty.
     unsafe { EXIT_TAILS.tail_call(ctx, tail) };
-    consume(p);
     Ok(())
 }
 
 macro_rules! tail_exit {
     ($name:ident, $shape:expr) => {
-        /// Tail-called by `sys_exit` (not attached by itself).
+        /// Tail-called by `sys_exit` (not attached by itself), which checked the process filter.
         #[btf_tracepoint(function = "sys_exit")]
         pub fn $name(ctx: BtfTracePointContext) -> u32 {
-            let id = bpf_get_current_pid_tgid();
-            if let Some(args) = take_args(id) {
-                let _ = data_exit(id, &args, ctx.arg(1), $shape);
+            let regs: *const u8 = ctx.arg(0);
+            if let Some(syscall) = hooked(reg(regs, abi::NR)) {
+                if let Some(args) = exit_args(&ctx, syscall) {
+                    let _ = data_exit(bpf_get_current_pid_tgid(), &args, ctx.arg(1), $shape);
+                }
             }
             0
         }
@@ -368,42 +344,33 @@ macro_rules! tail_exit {
 tail_exit!(sys_exit_iov, SHAPE_IOV);
 tail_exit!(sys_exit_msghdr, SHAPE_MSGHDR);
 
-/// Saves (fd, pointer, length) at syscall entry for observed processes.
+/// The arguments of the exiting syscall, read from its saved user registers: the kernel keeps
+/// them as the process passed them (the return value goes to `ax` only), so nothing has to be
+/// saved at entry. `None` for 32-bit (compat) syscalls, whose numbers and registers differ.
 #[inline(always)]
-fn save_args(id: u64, args: SyscallArgs) -> Result<(), i64> {
-    // The thread's entry is kept between syscalls and overwritten in place: an LRU update and
-    // delete per syscall cost several hundred ns, a lookup and a store a few tens.
-    match ARGS.get_ptr_mut(id) {
-        Some(p) => {
-            // SAFETY: the entry is keyed by this thread's pid_tgid: only this thread writes it,
-            // and a syscall does not run concurrently with itself.
-            unsafe { *p = args };
-            Ok(())
-        }
-        None => ARGS.insert(id, args, 0).map_err(i64::from),
-    }
-}
-
-/// `SyscallArgs::syscall` of an entry whose syscall has exited.
-const CONSUMED: u32 = u32::MAX;
-
-#[inline(always)]
-fn take_args(id: u64) -> Option<SyscallArgs> {
-    consume(ARGS.get_ptr_mut(id)?)
-}
-
-/// The saved arguments of this thread's syscall, marked consumed; `None` if they already were.
-#[inline(always)]
-fn consume(p: *mut SyscallArgs) -> Option<SyscallArgs> {
-    // SAFETY: an `ARGS` value pointer of this thread: only this thread reads and writes its
-    // entry (see `save_args`).
-    let args = unsafe { *p };
-    if args.syscall == CONSUMED {
+fn exit_args(ctx: &BtfTracePointContext, syscall: u32) -> Option<SyscallArgs> {
+    let regs: *const u8 = ctx.arg(0);
+    if reg(regs, abi::CS) != abi::USER_CS {
         return None;
     }
-    // SAFETY: as above.
-    unsafe { (*p).syscall = CONSUMED };
-    Some(args)
+    Some(SyscallArgs {
+        syscall,
+        fd: reg(regs, abi::ARGS[0]) as i32,
+        ptr: reg(regs, abi::ARGS[1]),
+        len: reg(regs, abi::ARGS[2]),
+    })
+}
+
+/// A hooked syscall's arguments, as `exit_args` reads them.
+#[derive(Clone, Copy)]
+struct SyscallArgs {
+    /// One of the `sys::*` constants.
+    syscall: u32,
+    fd: i32,
+    /// Buffer, iovec array, msghdr or sockaddr pointer, depending on `syscall`.
+    ptr: u64,
+    /// Buffer length or iovec count.
+    len: u64,
 }
 
 #[inline(always)]
@@ -823,13 +790,12 @@ pub fn sched_process_exit(ctx: TracePointContext) -> u32 {
     0
 }
 
-/// A thread exits (current). Its saved arguments go; the process leaves `TRACED` when the whole
+/// A thread exits (current). The process leaves `TRACED` when the whole
 /// group is dead (or, without `group_dead` in the format, when the leader exits).
 fn try_process_exit(ctx: &TracePointContext) -> Result<(), i64> {
     let id = bpf_get_current_pid_tgid();
     let tgid = (id >> 32) as u32;
     let tid = id as u32;
-    let _ = ARGS.remove(id);
     if !is_traced(tgid) {
         return Ok(());
     }

@@ -1,5 +1,6 @@
 //! Capture on the real kernel: servers and clients observed by pid, spans with the trace ids the
-//! clients sent, heads with multi-kilobyte cookies, keep-alive, pre-existing nginx workers.
+//! clients sent, heads with multi-kilobyte cookies, keep-alive, pre-existing nginx workers, a
+//! read already blocked when the observer attaches.
 
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -137,13 +138,7 @@ fn python_keepalive_client_and_server() {
     );
     let mut client = python_client(&script);
     let obs = Observer::for_pids(&[server.pid(), client.pid()], &[]);
-    client
-        .child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"go\n")
-        .unwrap();
+    client.go();
     assert!(client.child.wait().unwrap().success());
     let r = obs.stop();
 
@@ -306,13 +301,7 @@ exchange(lambda s: s.sendall(head('%032x' % 4, 20000)))
             .unwrap(),
     };
     let obs = Observer::for_pids(&[server.pid()], &[]);
-    client
-        .child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"go\n")
-        .unwrap();
+    client.go();
     assert!(client.child.wait().unwrap().success(), "client failed");
     let r = obs.stop();
     let spans = r.spans("server", server.pid());
@@ -441,4 +430,59 @@ fn a_burst_wakes_a_pacing_reader_before_the_ring_buffer_fills() {
         "every head read: {capture}"
     );
     drop(sink);
+}
+
+/// A server already blocked in `recv` when the observer attaches: the syscall entered before the
+/// programs did, and its request head is still captured when it returns (the kernel side reads a
+/// syscall's arguments at its exit, from the saved user registers).
+#[test]
+fn a_read_blocked_before_attach_is_captured_when_it_returns() {
+    if !privileged() {
+        return;
+    }
+    let mut cmd = Command::new("python3");
+    cmd.args([
+        "-c",
+        "import socket\n\
+         s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen(1)\n\
+         print('LISTENING', s.getsockname()[1], flush=True)\n\
+         c, _ = s.accept()\n\
+         while True:\n\
+         \x20   data = c.recv(65536)\n\
+         \x20   if not data: break\n\
+         \x20   c.sendall(b'HTTP/1.1 200 OK\\r\\nContent-Length: 2\\r\\n\\r\\nok')\n",
+    ]);
+    let (server, port) = listening(cmd);
+    let mut client = python_client(&format!(
+        "import socket, sys\n\
+         c = socket.create_connection(('127.0.0.1', {port}))\n\
+         sys.stdin.readline()\n\
+         c.sendall(b'GET /blocked HTTP/1.1\\r\\nHost: x\\r\\ntraceparent: 00-{TRACE}-{SPAN}-01\\r\\n\\r\\n')\n\
+         assert c.recv(65536).startswith(b'HTTP/1.1 200')\n"
+    ));
+    // The server is in recvfrom(2) (/proc/PID/syscall starts with its number) before the
+    // observer starts.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let sc =
+            std::fs::read_to_string(format!("/proc/{}/syscall", server.pid())).unwrap_or_default();
+        if sc.starts_with("45 ") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the server never blocked in recvfrom: {sc:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let obs = Observer::for_pids(&[server.pid()], &[]);
+    client.go();
+    assert!(client.child.wait().unwrap().success());
+    let r = obs.stop();
+    let spans = r.spans("server", server.pid());
+    assert_eq!(spans.len(), 1, "{}", r.dump());
+    assert_eq!(spans[0]["path"], "/blocked");
+    assert_eq!(spans[0]["status"], 200);
+    assert_eq!(spans[0]["trace_id"], TRACE);
+    assert_eq!(spans[0]["parent_span_id"], SPAN);
 }

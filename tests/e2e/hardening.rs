@@ -299,13 +299,7 @@ fn target_killed_mid_request_and_fork_storm() {
             .unwrap(),
     };
     let obs = Observer::for_pids(&[middle.pid(), forker.pid()], &[]);
-    forker
-        .child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"go\n")
-        .unwrap();
+    forker.go();
     // Requests in flight (the leaf holds them), then the middle is killed.
     let handles: Vec<_> = (0..3)
         .map(|_| {

@@ -6,7 +6,7 @@
 //! where it fails: CI must run them.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{self, Receiver};
@@ -68,6 +68,16 @@ pub struct Proc {
 impl Proc {
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// Tells a child that waits for a line on its (piped) stdin to go on.
+    pub fn go(&mut self) {
+        self.child
+            .stdin
+            .take()
+            .expect("the child's stdin is piped and not yet used")
+            .write_all(b"go\n")
+            .expect("telling the child to go");
     }
 }
 

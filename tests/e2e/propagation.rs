@@ -1,7 +1,6 @@
 //! Propagation-break detection on real runtimes: each scenario knows exactly which of its requests
 //! drop, cut or replace the trace context, and the observer must report exactly those breaks.
 
-use std::io::Write;
 use std::process::{Command, Stdio};
 
 use observer_tests::*;
@@ -174,13 +173,7 @@ fn python_keepalive_both_sides() {
             .unwrap(),
     };
     let obs = Observer::for_pids(&[middle.pid()], &[]);
-    client
-        .child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"go\n")
-        .unwrap();
+    client.go();
     assert!(client.child.wait().unwrap().success());
     let r = obs.stop();
     let got: Vec<_> = r.breaks().iter().map(|b| summary_of(b)).collect();

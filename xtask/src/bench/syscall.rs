@@ -7,13 +7,19 @@
 //! * `none`: no observer;
 //! * `unobserved`: an observer watching another (idle) process: every syscall still runs the
 //!   programs' process filter;
-//! * `observed`: `observer --pid <loop>`, plain bytes (filter, argument stash, head test);
+//! * `observed`: `observer --pid <loop>`, plain bytes (filter, arguments read from the saved
+//!   registers, head test);
 //! * `observed-http`: the same with HTTP heads (the bytes are copied into the ring buffer);
 //! * `none-quick` and `unobserved-quick`: the loop makes calls that return at once (a read of an
 //!   empty non-blocking socket, a write of nothing) through the same hooks, so that the few ns an
 //!   unobserved process pays are not lost in the exchange's own variation;
 //! * `none-other` and `other`: getppid, a syscall the programs do not hook but still see
-//!   (they hook every syscall and return at once for the others).
+//!   (they hook every syscall and return at once for the others);
+//! * `empty-quick` and `empty-other`: the quick calls and getppid with no observer, but two
+//!   programs that return at once attached to `sys_enter` and `sys_exit`
+//!   (`xtask/bench/empty_probes.py`): the floor of this kind of hook on this kernel (the syscall
+//!   slow path every task takes once a syscall tracepoint is on, and two program dispatches),
+//!   which the observer's programs cannot go below; what they add is the rest.
 //!
 //! The loop prints its pid and waits for a line on stdin, so the observer is attached before it
 //! starts. Wall time per syscall is measured with the monotonic clock; "added" is the median of
@@ -157,9 +163,13 @@ enum Arm {
     NoneQuick,
     /// ... and in an unobserved process: the added cost without the exchange's own noise.
     UnobservedQuick,
+    /// The quick calls under empty `sys_enter`/`sys_exit` programs, no observer: the floor ...
+    EmptyQuick,
+    /// ... and getppid under them.
+    EmptyOther,
 }
 
-const ARMS: [Arm; 8] = [
+const ARMS: [Arm; 10] = [
     Arm::None,
     Arm::Unobserved,
     Arm::Observed,
@@ -168,6 +178,8 @@ const ARMS: [Arm; 8] = [
     Arm::UnobservedQuick,
     Arm::NoneOther,
     Arm::Other,
+    Arm::EmptyQuick,
+    Arm::EmptyOther,
 ];
 
 impl Arm {
@@ -181,6 +193,8 @@ impl Arm {
             Arm::Other => "other",
             Arm::NoneQuick => "none-quick",
             Arm::UnobservedQuick => "unobserved-quick",
+            Arm::EmptyQuick => "empty-quick",
+            Arm::EmptyOther => "empty-other",
         }
     }
 
@@ -188,7 +202,7 @@ impl Arm {
     /// unobserved, the loop itself when observed; `None` for the arms without an observer.
     fn observed_pid(self, idle: u32, loop_pid: u32) -> Option<u32> {
         match self {
-            Arm::None | Arm::NoneQuick | Arm::NoneOther => None,
+            Arm::None | Arm::NoneQuick | Arm::NoneOther | Arm::EmptyQuick | Arm::EmptyOther => None,
             Arm::Unobserved | Arm::Other | Arm::UnobservedQuick => Some(idle),
             Arm::Observed | Arm::ObservedHttp => Some(loop_pid),
         }
@@ -210,10 +224,10 @@ impl Loop {
             Arm::ObservedHttp => {
                 c.arg("--http");
             }
-            Arm::Other | Arm::NoneOther => {
+            Arm::Other | Arm::NoneOther | Arm::EmptyOther => {
                 c.arg("--other");
             }
-            Arm::NoneQuick | Arm::UnobservedQuick => {
+            Arm::NoneQuick | Arm::UnobservedQuick | Arm::EmptyQuick => {
                 c.arg("--quick-calls");
             }
             _ => {}
@@ -249,6 +263,10 @@ impl Loop {
 /// Runs one arm; `idle` is the pid the unobserved arm's observer watches.
 fn run_arm(ctx: &Ctx, arm: Arm, iters: u64, idle: u32) -> anyhow::Result<f64> {
     let lp = Loop::start(iters, arm)?;
+    if matches!(arm, Arm::EmptyQuick | Arm::EmptyOther) {
+        let _probes = empty_probes()?;
+        return Ok(lp.go()?.0);
+    }
     let Some(target) = arm.observed_pid(idle, lp.pid) else {
         return Ok(lp.go()?.0);
     };
@@ -310,6 +328,19 @@ pub fn run(ctx: &Ctx) -> anyhow::Result<(Vec<Row>, Value)> {
         );
         let (target, limit, base, what) = match arm {
             Arm::None | Arm::NoneQuick | Arm::NoneOther => continue,
+            Arm::EmptyQuick | Arm::EmptyOther => {
+                let (none, what) = if arm == Arm::EmptyQuick {
+                    (Arm::NoneQuick, "EAGAIN read / empty write")
+                } else {
+                    (Arm::NoneOther, "getppid")
+                };
+                rows.push(Row::info(
+                    "2 syscall",
+                    format!("floor, empty programs on the same hooks: ns added (wall, {what})"),
+                    format!("{:.0} ns", m - med(none)),
+                ));
+                continue;
+            }
             Arm::Other => {
                 let added = m - med(Arm::NoneOther);
                 rows.push(Row::info(
@@ -380,6 +411,23 @@ pub fn run(ctx: &Ctx) -> anyhow::Result<(Vec<Row>, Value)> {
         "arms": arms, "bpf_stats": stats,
     });
     Ok((rows, v))
+}
+
+/// Attaches the floor's empty programs (`xtask/bench/empty_probes.py`); they stay attached until
+/// the guard kills the helper.
+fn empty_probes() -> anyhow::Result<Guard> {
+    let mut helper = Guard::spawn(
+        Command::new("python3")
+            .arg(crate::root_dir().join("xtask/bench/empty_probes.py"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped()),
+    )?;
+    let lines = lines_of(helper.0.stdout.take().context("empty_probes stdout")?);
+    match lines.recv_timeout(Duration::from_secs(30)) {
+        Ok(l) if l.starts_with("READY") => Ok(helper),
+        Ok(l) => bail!("empty_probes printed {l:?}"),
+        Err(_) => bail!("empty_probes did not attach (its error is above)"),
+    }
 }
 
 /// (name, run_time_ns, run_cnt) of the programs held by process `owner` (all programs when
