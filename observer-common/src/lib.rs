@@ -85,8 +85,9 @@ pub mod stat {
     pub const DATA_RECORDS: u32 = 4;
     /// Bytes of payload written to the ring buffer.
     pub const DATA_BYTES: u32 = 5;
-    /// Syscall exits with no saved entry arguments (entry missed, e.g. attached mid-call).
-    pub const ARGS_MISSING: u32 = 6;
+    /// Socket sends and receives of observed processes made by calls the socket hooks do not
+    /// read (`sendfile`, `splice`, `sendmmsg`, io_uring, ...).
+    pub const UNREAD_SOCKET_CALLS: u32 = 6;
     /// Lifecycle records (connect, accept, close, fork, exit) written.
     pub const LIFECYCLE_RECORDS: u32 = 7;
     pub const COUNT: u32 = 8;
@@ -105,19 +106,49 @@ pub mod config {
     /// Unread bytes in the ring buffer at which a record wakes the reader; 0: every record
     /// written to an empty ring wakes it (the kernel's default).
     pub const WAKE_AT_BYTES: u32 = 4;
-    pub const COUNT: u32 = 5;
+    /// Byte offsets of the fields of `sock:inet_sock_set_state` (socket hooks only), from its
+    /// tracefs `format` file.
+    pub const STATE_SKADDR_OFF: u32 = 5;
+    pub const STATE_OLDSTATE_OFF: u32 = 6;
+    pub const STATE_NEWSTATE_OFF: u32 = 7;
+    pub const STATE_DPORT_OFF: u32 = 8;
+    pub const STATE_FAMILY_OFF: u32 = 9;
+    pub const STATE_PROTOCOL_OFF: u32 = 10;
+    pub const STATE_DADDR_OFF: u32 = 11;
+    pub const STATE_DADDR_V6_OFF: u32 = 12;
+    pub const COUNT: u32 = 13;
+    /// The fields of `sock:inet_sock_set_state` read, by `CONFIG` index.
+    pub const STATE_FIELDS: [(u32, &str); 8] = [
+        (STATE_SKADDR_OFF, "skaddr"),
+        (STATE_OLDSTATE_OFF, "oldstate"),
+        (STATE_NEWSTATE_OFF, "newstate"),
+        (STATE_DPORT_OFF, "dport"),
+        (STATE_FAMILY_OFF, "family"),
+        (STATE_PROTOCOL_OFF, "protocol"),
+        (STATE_DADDR_OFF, "daddr"),
+        (STATE_DADDR_V6_OFF, "daddr_v6"),
+    ];
 }
 
-/// Slots of the `EXIT_TAILS` program array: the exits of the iovec-shaped data syscalls,
-/// tail-called by `sys_exit`.
+/// Slots of the tail-call program arrays: the iovec-shaped data syscalls, handled in programs
+/// of their own. A tracing program may only tail-call programs of the same hook, hence one
+/// array per hook: `EXIT_TAILS` (`sys_exit`, syscall hooks), `SEND_TAILS` and `RECV_TAILS`
+/// (`sock_send_length` and `sock_recv_length`, socket hooks).
 pub mod tail {
     /// `readv`, `writev`.
     pub const IOV: u32 = 0;
     /// `recvmsg`, `sendmsg`.
     pub const MSGHDR: u32 = 1;
     pub const COUNT: u32 = 2;
-    /// The program of each slot, by name.
-    pub const PROGRAMS: [(u32, &str); 2] = [(IOV, "sys_exit_iov"), (MSGHDR, "sys_exit_msghdr")];
+    /// (array, hook, slot, program) of every tail-called program.
+    pub const PROGRAMS: [(&str, &str, u32, &str); 6] = [
+        ("EXIT_TAILS", "sys_exit", IOV, "sys_exit_iov"),
+        ("EXIT_TAILS", "sys_exit", MSGHDR, "sys_exit_msghdr"),
+        ("SEND_TAILS", "sock_send_length", IOV, "sock_send_iov"),
+        ("SEND_TAILS", "sock_send_length", MSGHDR, "sock_send_msghdr"),
+        ("RECV_TAILS", "sock_recv_length", IOV, "sock_recv_iov"),
+        ("RECV_TAILS", "sock_recv_length", MSGHDR, "sock_recv_msghdr"),
+    ];
 }
 
 /// Address families carried in [`ConnEvent::family`].
@@ -200,6 +231,9 @@ pub struct DirState {
 pub struct ConnState {
     pub ingress: DirState,
     pub egress: DirState,
+    /// The socket's cookie (socket hooks; 0 with the syscall hooks): another cookie behind the
+    /// same fd means the process closed the socket and the fd now names a new one.
+    pub cookie: u64,
 }
 
 #[cfg(feature = "user")]

@@ -1,32 +1,39 @@
-//! Kernel side of observer: syscall and sched tracepoints that forward the heads of HTTP/1.x
-//! messages of observed processes to user space through one ring buffer.
+//! Kernel side of observer: socket, syscall and sched tracepoints that forward the heads of
+//! HTTP/1.x messages of observed processes to user space through one ring buffer.
 //!
-//! The syscalls are hooked by two BTF tracepoints, `sys_enter` and `sys_exit` (the raw tracepoints
-//! under every syscall): the per-syscall tracepoints (`syscalls:sys_enter_read`, ...) build an
-//! argument record before a program runs, which cost more than the programs themselves. Each
-//! dispatcher first matches the syscall number against the dozen hooked ones and returns at once
-//! for the others.
+//! Two sets of hooks capture the same records; user space loads one of them:
+//! * **Socket hooks** (kernel 6.3 and later): the BTF tracepoints `sock_send_length` and
+//!   `sock_recv_length`, which fire after every socket send and receive. They cost nothing to
+//!   the other syscalls of the machine: any syscall tracepoint puts every syscall of every task
+//!   on the kernel's slow path. The syscall's own arguments are read from the task's saved user
+//!   registers (`bpf_task_pt_regs`). Connection life cycle comes from the TCP state changes
+//!   (`sock:inet_sock_set_state`): the handshake gives the role (`SYN_SENT` then `ESTABLISHED`:
+//!   connected; `SYN_RECV` then `ESTABLISHED`: accepted) and the peer, kept in `PEERS` until the
+//!   first bytes in an observed process name the fd, and `TCP_CLOSE` the close. A socket cookie
+//!   stored per fd tells when the fd names a new socket.
+//! * **Syscall hooks** (older kernels): the BTF tracepoints `sys_enter` and `sys_exit` (the raw
+//!   tracepoints under every syscall; the per-syscall tracepoints build an argument record first,
+//!   which costs more than the programs). `sys_exit` matches the syscall number against the
+//!   hooked ones and reads the arguments from the syscall's saved user registers; `sys_enter`
+//!   only reports closes, before the fd can be reused. `connect`, `accept` and `accept4` give
+//!   roles and peers.
 //!
-//! Flow for the data syscalls (`read`, `readv`, `recvfrom`, `recvmsg`, `write`, `writev`,
-//! `sendto`, `sendmsg`):
-//! 1. `sys_exit`: the process filter runs first (a bit in `TRACED` for an unobserved process).
-//!    For an observed one the arguments are read from the syscall's saved user registers, which
-//!    the kernel leaves as the process passed them: nothing is saved at entry.
+//! Flow for the data calls (`read`, `readv`, `recvfrom`, `recvmsg`, `write`, `writev`, `sendto`,
+//! `sendmsg`):
+//! 1. The process filter runs first (a bit in `TRACED` for an unobserved process).
 //! 2. Once the byte count is known, the first bytes are peeked. Only data that starts like an
 //!    HTTP/1.x request or status line, or continues a head in progress on that connection and
-//!    direction (`CONNS`), is copied (up to `HEAD_MAX` bytes per message, across syscalls and up
+//!    direction (`CONNS`), is copied (up to `HEAD_MAX` bytes per message, across calls and up
 //!    to `MAX_IOV` iovec segments) into a per-CPU scratch buffer and output to the ring buffer
 //!    as one variable-length record.
-//! 3. A head is in progress until a syscall's bytes end with CRLF CRLF or the budget runs out.
+//! 3. A head is in progress until a call's bytes end with CRLF CRLF or the budget runs out.
 //!
-//! The buffer-shaped calls are handled in `sys_exit` itself; the iovec-shaped ones are tail calls
-//! (`EXIT_TAILS`), so that the verifier walks the iovec copy loop in those programs only.
+//! The buffer-shaped calls are handled by the hook's program itself; the iovec-shaped ones are
+//! tail calls (`EXIT_TAILS`, `SEND_TAILS`, `RECV_TAILS`), so that the verifier walks the iovec
+//! copy loop in those programs only.
 //!
-//! `sys_enter` only reports closes, before the fd can be reused by another thread.
-//!
-//! Connection life cycle (`connect`, `accept`, `accept4`, `close`) and process life cycle
-//! (`sched_process_fork`, `sched_process_exit`) records let user space know roles, peers and
-//! generations, and keep the set of observed processes (`TRACED`) in step with forks.
+//! Process life cycle (`sched_process_fork`, `sched_process_exit`) records keep the set of
+//! observed processes (`TRACED`) in step with forks.
 //!
 //! Every failure is counted in `STATS` (per CPU) rather than logged on the hot path.
 #![no_std]
@@ -41,8 +48,8 @@ use core::intrinsics::{AtomicOrdering, atomic_xadd};
 use aya_ebpf::{
     cty::c_void,
     helpers::{
-        bpf_get_current_pid_tgid, bpf_get_smp_processor_id, bpf_ktime_get_ns, bpf_probe_read_user,
-        generated,
+        bpf_get_current_pid_tgid, bpf_get_current_task_btf, bpf_get_smp_processor_id,
+        bpf_ktime_get_ns, bpf_probe_read_user, generated,
     },
     macros::{btf_tracepoint, map, tracepoint},
     maps::{Array, HashMap, LruHashMap, PerCpuArray, ProgramArray, RingBuf},
@@ -90,6 +97,20 @@ static EVENTS: RingBuf = RingBuf::with_byte_size(16 * 1024 * 1024, 0);
 #[map]
 static EXIT_TAILS: ProgramArray = ProgramArray::with_max_entries(tail::COUNT, 0);
 
+/// The iovec-shaped send and receive programs of the socket hooks (`observer_common::tail`).
+#[map]
+static SEND_TAILS: ProgramArray = ProgramArray::with_max_entries(tail::COUNT, 0);
+#[map]
+static RECV_TAILS: ProgramArray = ProgramArray::with_max_entries(tail::COUNT, 0);
+
+/// Socket hooks: TCP connections by socket address, from their handshake (role and peer) until
+/// their close, and, once an observed process moved bytes on one, the fd that names it there.
+/// Every TCP connection of the machine passes through it (the handshake of an accepted
+/// connection runs in softirq, where the process is not known yet); LRU, so that connections
+/// whose close was never seen cannot fill it.
+#[map]
+static PEERS: LruHashMap<u64, Peer> = LruHashMap::with_max_entries(65_536, 0);
+
 /// Counters, per CPU (`observer_common::stat`).
 #[map]
 static STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(stat::COUNT, 0);
@@ -98,6 +119,45 @@ const DATA_HDR: usize = core::mem::size_of::<DataHeader>();
 /// `HEAD_MAX` is a power of two: offsets below it are kept provably in range by this mask.
 const HEAD_MASK: u32 = HEAD_MAX - 1;
 const EINPROGRESS: i64 = 115;
+/// `recvmsg` flag: the bytes stay in the socket and will be read again.
+const MSG_PEEK: i64 = 2;
+/// TCP states (include/net/tcp_states.h) and protocol number.
+const TCP_ESTABLISHED: i32 = 1;
+const TCP_SYN_SENT: i32 = 2;
+const TCP_SYN_RECV: i32 = 3;
+const TCP_CLOSE: i32 = 7;
+const IPPROTO_TCP: u16 = 6;
+/// `Peer::role`.
+const ROLE_UNKNOWN: u32 = 0;
+const ROLE_CLIENT: u32 = 1;
+const ROLE_SERVER: u32 = 2;
+
+/// A TCP connection known by its socket (`PEERS`).
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct Peer {
+    /// The observed process and fd that moved bytes on it first; `cookie` 0 until then.
+    tgid: u32,
+    fd: i32,
+    cookie: u64,
+    /// `ROLE_*`: how the handshake went.
+    role: u32,
+    family: u16,
+    /// Peer port, host byte order.
+    port: u16,
+    /// Peer address: 4 bytes for IPv4, 16 for IPv6, network order.
+    addr: [u8; 16],
+}
+
+/// The socket behind a data call: its address (the `PEERS` key) and cookie. Both 0 with the
+/// syscall hooks, which do not see sockets.
+#[derive(Clone, Copy)]
+struct Sock {
+    addr: u64,
+    cookie: u64,
+}
+
+const NO_SOCK: Sock = Sock { addr: 0, cookie: 0 };
 
 #[inline(always)]
 fn count(index: u32, by: u64) {
@@ -315,7 +375,7 @@ fn try_exit(ctx: &BtfTracePointContext, syscall: u32) -> Result<(), i64> {
             return match syscall {
                 sys::CONNECT => conn_exit(id, &args, ret, KIND_CONNECT),
                 sys::ACCEPT => conn_exit(id, &args, ret, KIND_ACCEPT),
-                _ => data_exit(id, &args, ret, SHAPE_BUFFER),
+                _ => data_exit(id, &args, ret, SHAPE_BUFFER, NO_SOCK),
             };
         }
     };
@@ -333,7 +393,13 @@ macro_rules! tail_exit {
             let regs: *const u8 = ctx.arg(0);
             if let Some(syscall) = hooked(reg(regs, abi::NR)) {
                 if let Some(args) = exit_args(&ctx, syscall) {
-                    let _ = data_exit(bpf_get_current_pid_tgid(), &args, ctx.arg(1), $shape);
+                    let _ = data_exit(
+                        bpf_get_current_pid_tgid(),
+                        &args,
+                        ctx.arg(1),
+                        $shape,
+                        NO_SOCK,
+                    );
                 }
             }
             0
@@ -349,7 +415,12 @@ tail_exit!(sys_exit_msghdr, SHAPE_MSGHDR);
 /// saved at entry. `None` for 32-bit (compat) syscalls, whose numbers and registers differ.
 #[inline(always)]
 fn exit_args(ctx: &BtfTracePointContext, syscall: u32) -> Option<SyscallArgs> {
-    let regs: *const u8 = ctx.arg(0);
+    user_args(ctx.arg(0), syscall)
+}
+
+/// The arguments of the current syscall, from its saved user registers.
+#[inline(always)]
+fn user_args(regs: *const u8, syscall: u32) -> Option<SyscallArgs> {
     if reg(regs, abi::CS) != abi::USER_CS {
         return None;
     }
@@ -504,7 +575,7 @@ fn copy_in(scratch: *mut u8, off: u32, src: u64, len: u32) -> Result<(), i64> {
 }
 
 #[inline(always)]
-fn data_exit(id: u64, args: &SyscallArgs, ret: i64, shape: u8) -> Result<(), i64> {
+fn data_exit(id: u64, args: &SyscallArgs, ret: i64, shape: u8, sock: Sock) -> Result<(), i64> {
     if ret <= 0 {
         return Ok(());
     }
@@ -534,7 +605,20 @@ fn data_exit(id: u64, args: &SyscallArgs, ret: i64, shape: u8) -> Result<(), i64
         tgid: (id >> 32) as u32,
         fd: args.fd,
     };
-    let state = CONNS.get_ptr_mut(key);
+    let mut state = CONNS.get_ptr_mut(key);
+    if let Some(s) = state {
+        // SAFETY: map value pointer from a successful lookup.
+        if unsafe { (*s).cookie } != sock.cookie {
+            // Socket hooks: the fd names another socket than when the entry was made, so the
+            // process closed that one (closes are not hooked there).
+            let _ = CONNS.remove(key);
+            emit(&header(KIND_CLOSE, id, args.fd));
+            state = None;
+        }
+    }
+    if state.is_none() && sock.addr != 0 && first_sight(id, key, sock, head_start) {
+        state = CONNS.get_ptr_mut(key);
+    }
     let (budget, lost) = match state {
         // SAFETY: map value pointer from a successful lookup.
         Some(s) => {
@@ -667,12 +751,251 @@ fn data_exit(id: u64, args: &SyscallArgs, ret: i64, shape: u8) -> Result<(), i64
         // SAFETY: map value pointer from the successful lookup above.
         Some(s) => *dir_state(unsafe { &mut *s }, write) = new_dir,
         None => {
-            let mut st = ConnState::default();
+            let mut st = ConnState {
+                cookie: sock.cookie,
+                ..ConnState::default()
+            };
             *dir_state(&mut st, write) = new_dir;
             let _ = CONNS.insert(key, st, 0);
         }
     }
     Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Socket hooks
+// ---------------------------------------------------------------------------------------------
+
+/// `sock_send_length(struct sock *sk, int ret, int flags)`: after every socket send.
+#[btf_tracepoint(function = "sock_send_length")]
+pub fn sock_send(ctx: BtfTracePointContext) -> u32 {
+    let _ = try_sock(&ctx, true);
+    0
+}
+
+/// `sock_recv_length(struct sock *sk, int ret, int flags)`: after every socket receive.
+#[btf_tracepoint(function = "sock_recv_length")]
+pub fn sock_recv(ctx: BtfTracePointContext) -> u32 {
+    let _ = try_sock(&ctx, false);
+    0
+}
+
+/// The data call behind a socket hook of an observed process: its arguments (from the task's
+/// saved user registers), byte count and socket. `None` for nothing moved, a peek, a process
+/// not observed, or a call the programs do not read (counted).
+#[inline(always)]
+fn sock_call(ctx: &BtfTracePointContext, send: bool) -> Option<(u64, SyscallArgs, i64, Sock)> {
+    let ret = ctx.arg::<i64>(1) as i32;
+    if ret <= 0 {
+        return None;
+    }
+    if !send && i64::from(ctx.arg::<i64>(2) as i32) & MSG_PEEK != 0 {
+        return None;
+    }
+    let id = bpf_get_current_pid_tgid();
+    if !is_traced((id >> 32) as u32) {
+        return None;
+    }
+    // SAFETY: helpers without preconditions; the task is the current one, a trusted pointer.
+    let regs = unsafe { generated::bpf_task_pt_regs(bpf_get_current_task_btf()) } as *const u8;
+    let syscall = match hooked(reg(regs, abi::NR)) {
+        Some(s) if s != sys::CONNECT && s != sys::ACCEPT && is_write(s) == send => s,
+        _ => {
+            count(stat::UNREAD_SOCKET_CALLS, 1);
+            return None;
+        }
+    };
+    let args = user_args(regs, syscall)?;
+    let sk: *mut c_void = ctx.arg(0);
+    // SAFETY: `sk` is the tracepoint's `struct sock *`; the helper accepts NULL.
+    let cookie = unsafe { generated::bpf_get_socket_cookie(sk) };
+    let sock = Sock {
+        addr: sk as u64,
+        cookie,
+    };
+    Some((id, args, i64::from(ret), sock))
+}
+
+#[inline(always)]
+fn try_sock(ctx: &BtfTracePointContext, send: bool) -> Result<(), i64> {
+    let Some((id, args, ret, sock)) = sock_call(ctx, send) else {
+        return Ok(());
+    };
+    let slot = match args.syscall {
+        sys::READV | sys::WRITEV => tail::IOV,
+        sys::RECVMSG | sys::SENDMSG => tail::MSGHDR,
+        _ => return data_exit(id, &args, ret, SHAPE_BUFFER, sock),
+    };
+    // SAFETY: the programs in these arrays are programs of the same hook as this one. On
+    // success the call does not return; it fails only if the slot is empty.
+    unsafe {
+        if send {
+            SEND_TAILS.tail_call(ctx, slot)
+        } else {
+            RECV_TAILS.tail_call(ctx, slot)
+        }
+    };
+    Ok(())
+}
+
+macro_rules! tail_sock {
+    ($name:ident, $hook:literal, $send:expr, $shape:expr) => {
+        /// Tail-called by the hook's program (not attached by itself).
+        #[btf_tracepoint(function = $hook)]
+        pub fn $name(ctx: BtfTracePointContext) -> u32 {
+            if let Some((id, args, ret, sock)) = sock_call(&ctx, $send) {
+                let _ = data_exit(id, &args, ret, $shape, sock);
+            }
+            0
+        }
+    };
+}
+
+tail_sock!(sock_send_iov, "sock_send_length", true, SHAPE_IOV);
+tail_sock!(sock_send_msghdr, "sock_send_length", true, SHAPE_MSGHDR);
+tail_sock!(sock_recv_iov, "sock_recv_length", false, SHAPE_IOV);
+tail_sock!(sock_recv_msghdr, "sock_recv_length", false, SHAPE_MSGHDR);
+
+/// The first bytes an observed process moves on the socket behind an fd (socket hooks). The fd's
+/// `CONNS` entry is made whatever the bytes are, so that its next calls find it in one lookup.
+/// If the socket's handshake was seen, the fd now names that connection: it is reported as
+/// connected or accepted, with its peer. Otherwise the connection predates the observer (or is
+/// not TCP): no role or peer, and if the bytes begin a head, its close is asked to be reported.
+#[inline(always)]
+fn first_sight(id: u64, key: ConnKey, sock: Sock, head_start: bool) -> bool {
+    match PEERS.get_ptr_mut(sock.addr) {
+        Some(p) => {
+            // SAFETY: map value pointer from a successful lookup.
+            let p = unsafe { &mut *p };
+            p.tgid = key.tgid;
+            p.fd = key.fd;
+            p.cookie = sock.cookie;
+            let kind = match p.role {
+                ROLE_CLIENT => KIND_CONNECT,
+                ROLE_SERVER => KIND_ACCEPT,
+                _ => 0,
+            };
+            if kind != 0 {
+                emit(&ConnEvent {
+                    hdr: header(kind, id, key.fd),
+                    family: p.family,
+                    port: p.port,
+                    _pad: 0,
+                    addr: p.addr,
+                });
+            }
+        }
+        None if head_start => {
+            let peer = Peer {
+                tgid: key.tgid,
+                fd: key.fd,
+                cookie: sock.cookie,
+                role: ROLE_UNKNOWN,
+                family: 0,
+                port: 0,
+                addr: [0; 16],
+            };
+            let _ = PEERS.insert(sock.addr, peer, 0);
+        }
+        None => {}
+    }
+    let st = ConnState {
+        cookie: sock.cookie,
+        ..ConnState::default()
+    };
+    CONNS.insert(key, st, 0).is_ok()
+}
+
+/// A field of `sock:inet_sock_set_state` at the offset user space read from its format.
+#[inline(always)]
+fn state_field<T>(ctx: &TracePointContext, index: u32) -> Result<T, i64> {
+    let off = config(index) as usize;
+    if off == 0 {
+        return Err(0);
+    }
+    // SAFETY: a bounded read of the tracepoint's record; the helper checks the address.
+    unsafe { ctx.read_at::<T>(off & 0xff) }.map_err(i64::from)
+}
+
+/// TCP state changes, of every socket of the machine: a finished handshake records the role and
+/// peer, a close reports the connection closed to the process that used it.
+#[tracepoint]
+pub fn inet_sock_set_state(ctx: TracePointContext) -> u32 {
+    let _ = try_state(&ctx);
+    0
+}
+
+#[inline(always)]
+fn try_state(ctx: &TracePointContext) -> Result<(), i64> {
+    let new: i32 = state_field(ctx, config::STATE_NEWSTATE_OFF)?;
+    if new != TCP_ESTABLISHED && new != TCP_CLOSE {
+        return Ok(());
+    }
+    let protocol: u16 = state_field(ctx, config::STATE_PROTOCOL_OFF)?;
+    if protocol != IPPROTO_TCP {
+        return Ok(());
+    }
+    let sk: u64 = state_field(ctx, config::STATE_SKADDR_OFF)?;
+    if new == TCP_CLOSE {
+        tcp_closed(sk);
+        return Ok(());
+    }
+    let role = match state_field::<i32>(ctx, config::STATE_OLDSTATE_OFF)? {
+        TCP_SYN_SENT => ROLE_CLIENT,
+        TCP_SYN_RECV => ROLE_SERVER,
+        _ => return Ok(()),
+    };
+    let family: u16 = state_field(ctx, config::STATE_FAMILY_OFF)?;
+    let mut peer = Peer {
+        tgid: 0,
+        fd: -1,
+        cookie: 0,
+        role,
+        family,
+        port: state_field(ctx, config::STATE_DPORT_OFF)?,
+        addr: [0; 16],
+    };
+    match family {
+        AF_INET => {
+            let a: [u8; 4] = state_field(ctx, config::STATE_DADDR_OFF)?;
+            peer.addr[..4].copy_from_slice(&a);
+        }
+        AF_INET6 => peer.addr = state_field(ctx, config::STATE_DADDR_V6_OFF)?,
+        _ => return Ok(()),
+    }
+    PEERS.insert(sk, peer, 0).map_err(i64::from)
+}
+
+/// A TCP connection closed. Reported to the process that moved bytes on it, if its fd still
+/// names this connection there.
+#[inline(always)]
+fn tcp_closed(sk: u64) {
+    let Some(p) = PEERS.get_ptr(sk) else {
+        return;
+    };
+    // SAFETY: map value pointer from a successful lookup; copied before the entry is removed.
+    let p = unsafe { *p };
+    let _ = PEERS.remove(sk);
+    if p.cookie == 0 {
+        return;
+    }
+    let key = ConnKey {
+        tgid: p.tgid,
+        fd: p.fd,
+    };
+    // SAFETY: map value pointer from a successful lookup.
+    match CONNS.get_ptr(key) {
+        Some(s) if unsafe { (*s).cookie } == p.cookie => {}
+        _ => return,
+    }
+    let _ = CONNS.remove(key);
+    emit(&EventHeader {
+        kind: KIND_CLOSE,
+        pid: p.tgid,
+        tid: p.tgid,
+        fd: p.fd,
+        ts_ns: unsafe { bpf_ktime_get_ns() },
+    });
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Parser;
-use observer::capture::loader::{Capture, CaptureConfig};
+use observer::capture::loader::{Capture, CaptureConfig, Hooks};
 use observer::capture::pace::Pacer;
 use observer::capture::preflight::{self, LinuxHost};
 use observer::capture::reader::RingReader;
@@ -109,6 +109,11 @@ struct Args {
     /// kernel signals it.
     #[arg(long, value_name = "MS", env = "OBSERVER_READ_INTERVAL_MS", default_value_t = 50, value_parser = clap::value_parser!(u64).range(0..=100))]
     read_interval_ms: u64,
+    /// Which kernel hooks capture the traffic: `socket` (the socket tracepoints of kernel 6.3
+    /// and later: the other syscalls of the machine pay nothing) or `syscall` (every syscall
+    /// pays a little; any kernel). Default: socket where the kernel has it.
+    #[arg(long, value_enum, env = "OBSERVER_HOOKS")]
+    hooks: Option<Hooks>,
 }
 
 fn parse_header(s: &str) -> Result<TraceHeader, String> {
@@ -116,6 +121,21 @@ fn parse_header(s: &str) -> Result<TraceHeader, String> {
         let names: Vec<&str> = TraceHeader::ALL.iter().map(|h| h.name()).collect();
         format!("unknown trace header {s:?}; one of: {}", names.join(", "))
     })
+}
+
+/// The kernel hooks asked for, or the best this kernel has.
+fn hooks(asked: Option<Hooks>) -> anyhow::Result<Hooks> {
+    let here = Hooks::detect(std::path::Path::new(preflight::TRACEFS));
+    match asked {
+        None => Ok(here),
+        Some(Hooks::Socket) if here != Hooks::Socket => anyhow::bail!(
+            "--hooks socket needs the tracepoints sock_send_length, sock_recv_length and \
+             inet_sock_set_state (kernel 6.3 and later), and this kernel lacks one of them under \
+             {}/events/sock; use --hooks syscall",
+            preflight::TRACEFS
+        ),
+        Some(h) => Ok(h),
+    }
 }
 
 fn parse_ring_mib(s: &str) -> Result<u32, String> {
@@ -268,6 +288,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         all: args.all,
         ring_buffer_bytes,
         wake_at_bytes: Pacer::wake_at_bytes(pacer.as_ref(), ring_buffer_bytes),
+        hooks: hooks(args.hooks)?,
     };
     let mut capture = Capture::load(&cfg)?;
     let mut reader = RingReader::new(capture.ring()?).context("watching the ring buffer")?;
@@ -327,6 +348,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         pids: args.pids.clone(),
         all: args.all,
         probes: capture.probes(),
+        hooks: cfg.hooks,
         version: env!("CARGO_PKG_VERSION"),
     }];
     if !sink.write(&mut records)? {

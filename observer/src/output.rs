@@ -181,6 +181,8 @@ pub enum Record {
         pids: Vec<u32>,
         all: bool,
         probes: usize,
+        /// Which kernel hooks capture the traffic.
+        hooks: crate::capture::loader::Hooks,
         version: &'static str,
     },
     Span(SpanRecord),
@@ -237,7 +239,11 @@ fn paint(s: &str, code: &str, colour: bool) -> String {
 fn pretty(record: &Record, colour: bool) -> String {
     match record {
         Record::Ready {
-            pids, all, probes, ..
+            pids,
+            all,
+            probes,
+            hooks,
+            ..
         } => {
             let what = if *all {
                 "all processes".to_owned()
@@ -245,7 +251,7 @@ fn pretty(record: &Record, colour: bool) -> String {
                 format!("pid {pids:?}")
             };
             format!(
-                "{} observing {what} with {probes} probes attached",
+                "{} observing {what} with {probes} probes attached ({hooks} hooks)",
                 paint("READY", "1;32", colour)
             )
         }

@@ -486,3 +486,78 @@ fn a_read_blocked_before_attach_is_captured_when_it_returns() {
     assert_eq!(spans[0]["trace_id"], TRACE);
     assert_eq!(spans[0]["parent_span_id"], SPAN);
 }
+
+/// A server that answers every request on a connection with 200 and never closes a connection:
+/// a client that closes its side stays in FIN_WAIT2, so its TCP close comes much later.
+fn server_that_never_closes() -> (Proc, u16) {
+    let mut cmd = Command::new("python3");
+    cmd.args([
+        "-c",
+        "import socket, threading\n\
+         s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen(8)\n\
+         print('LISTENING', s.getsockname()[1], flush=True)\n\
+         held = []\n\
+         def serve(c):\n\
+         \x20   buf = b''\n\
+         \x20   while True:\n\
+         \x20       data = c.recv(65536)\n\
+         \x20       if not data: break\n\
+         \x20       buf += data\n\
+         \x20       while b'\\r\\n\\r\\n' in buf:\n\
+         \x20           _, buf = buf.split(b'\\r\\n\\r\\n', 1)\n\
+         \x20           c.sendall(b'HTTP/1.1 200 OK\\r\\nContent-Length: 2\\r\\n\\r\\nok')\n\
+         \x20   held.append(c)\n\
+         while True:\n\
+         \x20   c, _ = s.accept()\n\
+         \x20   threading.Thread(target=serve, args=(c,), daemon=True).start()\n",
+    ]);
+    listening(cmd)
+}
+
+/// A client closes a connection and, before the TCP close of that connection has happened (the
+/// server keeps its side open), makes a new connection that gets the same fd. The socket hooks
+/// see no `close` syscall: the new socket behind the fd must still end the old connection, so
+/// that the second request is a new connection with its own peer. (The syscall hooks see the
+/// `close`.)
+#[test]
+fn a_reused_fd_is_a_new_connection_before_the_old_one_is_closed_by_tcp() {
+    if !privileged() {
+        return;
+    }
+    let (_first, port1) = server_that_never_closes();
+    let (_second, port2) = server_that_never_closes();
+    let mut client = python_client(&format!(
+        "import socket, sys\n\
+         sys.stdin.readline()\n\
+         fds = []\n\
+         for port, path in (({port1}, '/one'), ({port2}, '/two')):\n\
+         \x20   c = socket.create_connection(('127.0.0.1', port))\n\
+         \x20   fds.append(c.fileno())\n\
+         \x20   c.sendall(('GET %s HTTP/1.1\\r\\nHost: x\\r\\ntraceparent: 00-{TRACE}-{SPAN}-01\\r\\n\\r\\n' % path).encode())\n\
+         \x20   assert c.recv(65536).startswith(b'HTTP/1.1 200')\n\
+         \x20   c.close()\n\
+         assert fds[0] == fds[1], fds\n"
+    ));
+    let obs = Observer::for_pids(&[client.pid()], &[]);
+    client.go();
+    assert!(client.child.wait().unwrap().success());
+    let r = obs.stop();
+    let spans = r.spans("client", client.pid());
+    assert_eq!(field(&spans, "path"), ["/one", "/two"], "{}", r.dump());
+    assert_eq!(
+        spans[0]["peer"],
+        format!("127.0.0.1:{port1}"),
+        "{}",
+        r.dump()
+    );
+    assert_eq!(
+        spans[1]["peer"],
+        format!("127.0.0.1:{port2}"),
+        "{}",
+        r.dump()
+    );
+    for s in &spans {
+        assert_eq!(s["status"], 200, "{s}");
+        assert_eq!(s["trace_id"], TRACE, "{s}");
+    }
+}

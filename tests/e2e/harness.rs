@@ -216,6 +216,13 @@ impl Observer {
         let v: Value =
             serde_json::from_str(&first).unwrap_or_else(|e| panic!("first line {first:?}: {e}"));
         assert_eq!(v["type"], "ready", "first record must be ready: {v}");
+        // `cargo xtask test` runs the suite once per set of kernel hooks (OBSERVER_HOOKS, which
+        // the observer reads): each run must be using the hooks it is meant to test.
+        let hooks = std::env::var("OBSERVER_HOOKS").unwrap_or_else(|_| {
+            let socket = std::path::Path::new("/sys/kernel/tracing/events/sock/sock_send_length");
+            if socket.exists() { "socket" } else { "syscall" }.into()
+        });
+        assert_eq!(v["hooks"], hooks.as_str(), "hooks in use: {v}");
         obs
     }
 

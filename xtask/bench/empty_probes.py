@@ -1,10 +1,12 @@
-"""Item 2's floor: attaches two BPF programs that return at once to the raw syscall tracepoints
-`sys_enter` and `sys_exit` (the hooks observer's programs use), prints `READY`, and holds them
-until stdin closes or the process is killed; the programs go with it.
+"""Item 2's floor: attaches BPF programs that return at once to the raw tracepoints named on the
+command line (default `sys_enter` and `sys_exit`; the bench passes the tracepoints of the
+observer's data hooks: those, or `sock_send_length` and `sock_recv_length`), prints `READY`, and
+holds them until stdin closes or the process is killed; the programs go with it.
 
-What a syscall pays with these attached is the cost of the hooks themselves on this kernel: the
-syscall slow path every task takes once a syscall tracepoint is enabled, and two program
-dispatches. The observer's own share is what it adds on top.
+What a syscall pays with these attached is the cost of the hooks themselves on this kernel: with
+the syscall tracepoints, the syscall slow path every task takes once one is enabled and two
+program dispatches; with the socket tracepoints, one dispatch per socket call. The observer's own
+share is what it adds on top.
 
 Uses the bpf(2) syscall directly (ctypes), so the bench needs nothing but Python and root.
 """
@@ -48,7 +50,8 @@ def attach(tracepoint: bytes) -> int:
 
 def main() -> int:
     try:
-        links = [attach(b"sys_enter"), attach(b"sys_exit")]
+        names = sys.argv[1:] or ["sys_enter", "sys_exit"]
+        links = [attach(n.encode()) for n in names]
     except OSError as e:
         print(f"empty_probes: cannot attach: {e}", file=sys.stderr)
         return 1

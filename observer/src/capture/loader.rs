@@ -12,16 +12,79 @@ use crate::pipeline::KernelCounters;
 /// The eBPF object built by build.rs.
 static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/observer"));
 
-/// The BTF tracepoints the observer attaches (the raw tracepoints under every syscall; the
-/// programs dispatch on the syscall number).
-pub const BTF_TRACEPOINTS: &[&str] = &["sys_enter", "sys_exit"];
+/// Which kernel hooks capture the data calls (see the kernel crate's documentation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Hooks {
+    /// The socket tracepoints (`sock_send_length`, `sock_recv_length`, kernel 6.3 and later)
+    /// and TCP state changes: the other syscalls of the machine pay nothing.
+    Socket,
+    /// The raw syscall tracepoints (`sys_enter`, `sys_exit`): every syscall of every task pays
+    /// for them, on any kernel.
+    Syscall,
+}
 
-/// The classic tracepoints the observer attaches: (category, name).
-pub const TRACEPOINTS: &[(&str, &str)] = &[
-    ("sched", "sched_process_fork"),
-    ("sched", "sched_process_exit"),
-    ("sched", "sched_process_exec"),
+/// The tracefs events the socket hooks need.
+const SOCKET_EVENTS: [&str; 3] = [
+    "events/sock/sock_send_length",
+    "events/sock/sock_recv_length",
+    "events/sock/inet_sock_set_state",
 ];
+
+impl Hooks {
+    /// The socket hooks where the kernel has their tracepoints, else the syscall hooks.
+    pub fn detect(tracefs: &std::path::Path) -> Self {
+        if SOCKET_EVENTS.iter().all(|e| tracefs.join(e).exists()) {
+            Hooks::Socket
+        } else {
+            Hooks::Syscall
+        }
+    }
+
+    /// Its BTF tracepoints: (program, hook).
+    pub fn btf_tracepoints(self) -> &'static [(&'static str, &'static str)] {
+        match self {
+            Hooks::Socket => &[
+                ("sock_send", "sock_send_length"),
+                ("sock_recv", "sock_recv_length"),
+            ],
+            Hooks::Syscall => &[("sys_enter", "sys_enter"), ("sys_exit", "sys_exit")],
+        }
+    }
+
+    /// Its classic tracepoints: (category, name), also the program's name.
+    pub fn tracepoints(self) -> &'static [(&'static str, &'static str)] {
+        const SCHED: [(&str, &str); 3] = [
+            ("sched", "sched_process_fork"),
+            ("sched", "sched_process_exit"),
+            ("sched", "sched_process_exec"),
+        ];
+        const SOCKET: [(&str, &str); 4] = [
+            SCHED[0],
+            SCHED[1],
+            SCHED[2],
+            ("sock", "inet_sock_set_state"),
+        ];
+        match self {
+            Hooks::Socket => &SOCKET,
+            Hooks::Syscall => &SCHED,
+        }
+    }
+
+    /// Whether a tail-called program's hook is one of these hooks'.
+    fn owns(self, hook: &str) -> bool {
+        self.btf_tracepoints().iter().any(|&(_, h)| h == hook)
+    }
+}
+
+impl std::fmt::Display for Hooks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Hooks::Socket => "socket",
+            Hooks::Syscall => "syscall",
+        })
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
@@ -56,6 +119,7 @@ pub struct CaptureConfig {
     /// Unread bytes at which the kernel wakes the reader, which otherwise reads on its own
     /// timer; 0: a wake-up for each record written to an empty ring buffer.
     pub wake_at_bytes: u32,
+    pub hooks: Hooks,
 }
 
 /// The loaded and attached kernel side.
@@ -106,6 +170,10 @@ impl Capture {
 
         let fork = read_format("sched", "sched_process_fork")?;
         let exit = read_format("sched", "sched_process_exit")?;
+        let state = match cfg.hooks {
+            Hooks::Socket => Some(read_format("sock", "inet_sock_set_state")?),
+            Hooks::Syscall => None,
+        };
         {
             let mut conf: Array<&mut MapData, u64> = map_mut(&mut ebpf, "CONFIG")?;
             let set = |conf: &mut Array<&mut MapData, u64>, k: u32, v: u64| {
@@ -131,6 +199,14 @@ impl Capture {
                 config::EXIT_GROUP_DEAD_OFF,
                 field_offset(&exit, "group_dead").unwrap_or(0),
             )?;
+            if let Some(state) = &state {
+                for (index, field) in config::STATE_FIELDS {
+                    let off = field_offset(state, field).ok_or_else(|| {
+                        LoadError::Missing(format!("field {field} in inet_sock_set_state"))
+                    })?;
+                    set(&mut conf, index, off)?;
+                }
+            }
         }
         let mut capture = Capture {
             ebpf,
@@ -140,29 +216,32 @@ impl Capture {
         capture.add_pids(&cfg.pids)?;
 
         let btf = Btf::from_sys_fs()?;
-        // The tail-called programs first, so that no exit finds an empty slot once attached.
-        for (slot, name) in tail::PROGRAMS {
+        // The tail-called programs first, so that no call finds an empty slot once attached.
+        for (array, hook, slot, name) in tail::PROGRAMS {
+            if !cfg.hooks.owns(hook) {
+                continue;
+            }
             let prog = capture.btf_program(name)?;
-            timed_load(name, || prog.load("sys_exit", &btf))?;
+            timed_load(name, || prog.load(hook, &btf))?;
             let fd = prog
                 .fd()
                 .map_err(|source| LoadError::Program { name, source })?
                 .try_clone()
                 .map_err(|e| LoadError::Missing(format!("a descriptor of {name} ({e})")))?;
-            let mut tails: ProgramArray<&mut MapData> = map_mut(&mut capture.ebpf, "EXIT_TAILS")?;
+            let mut tails: ProgramArray<&mut MapData> = map_mut(&mut capture.ebpf, array)?;
             tails.set(slot, &fd, 0).map_err(|source| LoadError::Map {
-                name: "EXIT_TAILS",
+                name: array,
                 source,
             })?;
         }
-        for &name in BTF_TRACEPOINTS {
+        for &(name, hook) in cfg.hooks.btf_tracepoints() {
             let prog = capture.btf_program(name)?;
-            timed_load(name, || prog.load(name, &btf))?;
+            timed_load(name, || prog.load(hook, &btf))?;
             prog.attach()
                 .map_err(|source| LoadError::Program { name, source })?;
             capture.probes += 1;
         }
-        for &(category, name) in TRACEPOINTS {
+        for &(category, name) in cfg.hooks.tracepoints() {
             let prog: &mut TracePoint = capture
                 .ebpf
                 .program_mut(name)
@@ -313,6 +392,77 @@ mod tests {
     const FORK_6_18: &str = "name: sched_process_fork\nID: 318\nformat:\n\tfield:unsigned short common_type;\toffset:0;\tsize:2;\tsigned:0;\n\tfield:int common_pid;\toffset:4;\tsize:4;\tsigned:1;\n\n\tfield:__data_loc char[] parent_comm;\toffset:8;\tsize:4;\tsigned:0;\n\tfield:pid_t parent_pid;\toffset:12;\tsize:4;\tsigned:1;\n\tfield:__data_loc char[] child_comm;\toffset:16;\tsize:4;\tsigned:0;\n\tfield:pid_t child_pid;\toffset:20;\tsize:4;\tsigned:1;\n";
     const FORK_5_15: &str = "\tfield:char parent_comm[16];\toffset:8;\tsize:16;\tsigned:1;\n\tfield:pid_t parent_pid;\toffset:24;\tsize:4;\tsigned:1;\n\tfield:char child_comm[16];\toffset:28;\tsize:16;\tsigned:1;\n\tfield:pid_t child_pid;\toffset:44;\tsize:4;\tsigned:1;\n";
     const EXIT_6_18: &str = "\tfield:char comm[16];\toffset:8;\tsize:16;\tsigned:0;\n\tfield:pid_t pid;\toffset:24;\tsize:4;\tsigned:1;\n\tfield:int prio;\toffset:28;\tsize:4;\tsigned:1;\n\tfield:bool group_dead;\toffset:32;\tsize:1;\tsigned:0;\n";
+
+    /// `sock:inet_sock_set_state` on 6.18 (the socket hooks read these fields).
+    const STATE_6_18: &str = "\tfield:const void * skaddr;\toffset:8;\tsize:8;\tsigned:0;\n\tfield:int oldstate;\toffset:16;\tsize:4;\tsigned:1;\n\tfield:int newstate;\toffset:20;\tsize:4;\tsigned:1;\n\tfield:__u16 sport;\toffset:24;\tsize:2;\tsigned:0;\n\tfield:__u16 dport;\toffset:26;\tsize:2;\tsigned:0;\n\tfield:__u16 family;\toffset:28;\tsize:2;\tsigned:0;\n\tfield:__u16 protocol;\toffset:30;\tsize:2;\tsigned:0;\n\tfield:__u8 saddr[4];\toffset:32;\tsize:4;\tsigned:0;\n\tfield:__u8 daddr[4];\toffset:36;\tsize:4;\tsigned:0;\n\tfield:__u8 saddr_v6[16];\toffset:40;\tsize:16;\tsigned:0;\n\tfield:__u8 daddr_v6[16];\toffset:56;\tsize:16;\tsigned:0;\n";
+
+    #[test]
+    fn state_change_fields_the_socket_hooks_read() {
+        let offsets: Vec<_> = config::STATE_FIELDS
+            .iter()
+            .map(|&(_, f)| field_offset(STATE_6_18, f))
+            .collect();
+        let want = [8, 16, 20, 26, 28, 30, 36, 56].map(Some);
+        assert_eq!(offsets, want);
+        // `daddr` is not mistaken for `daddr_v6`, nor `dport` for `sport`.
+        assert_eq!(field_offset(STATE_6_18, "saddr"), Some(32));
+        assert_eq!(field_offset(STATE_6_18, "sport"), Some(24));
+        // Every field has its own CONFIG slot.
+        let mut slots: Vec<u32> = config::STATE_FIELDS.iter().map(|&(i, _)| i).collect();
+        slots.sort_unstable();
+        slots.dedup();
+        assert_eq!(slots.len(), config::STATE_FIELDS.len());
+        assert!(slots.iter().all(|&i| i < config::COUNT));
+    }
+
+    #[test]
+    fn hooks_are_detected_from_tracefs() {
+        let dir = std::env::temp_dir().join(format!("observer-hooks-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(Hooks::detect(&dir), Hooks::Syscall);
+        for (i, e) in SOCKET_EVENTS.iter().enumerate() {
+            std::fs::create_dir_all(dir.join(e)).unwrap();
+            let want = if i + 1 == SOCKET_EVENTS.len() {
+                Hooks::Socket
+            } else {
+                Hooks::Syscall
+            };
+            assert_eq!(Hooks::detect(&dir), want, "with {} of the events", i + 1);
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn each_set_of_hooks_has_its_tail_programs_in_its_own_arrays() {
+        for hooks in [Hooks::Socket, Hooks::Syscall] {
+            let tails: Vec<_> = tail::PROGRAMS
+                .iter()
+                .filter(|&&(_, hook, _, _)| hooks.owns(hook))
+                .collect();
+            let mut slots: Vec<u32> = tails.iter().map(|&&(_, _, slot, _)| slot).collect();
+            slots.sort_unstable();
+            // Both iovec shapes, for each data hook that tail-calls (one per array).
+            let arrays: std::collections::BTreeSet<_> =
+                tails.iter().map(|&&(array, _, _, _)| array).collect();
+            assert_eq!(slots.len(), tail::COUNT as usize * arrays.len(), "{hooks}");
+            for array in &arrays {
+                let in_array: Vec<_> = tails.iter().filter(|t| t.0 == *array).collect();
+                // One hook per array: a tracing program may only tail-call its own hook's.
+                assert!(in_array.iter().all(|t| t.1 == in_array[0].1), "{array}");
+                let mut s: Vec<u32> = in_array.iter().map(|t| t.2).collect();
+                s.sort_unstable();
+                assert_eq!(s, [tail::IOV, tail::MSGHDR], "{array}");
+            }
+        }
+        // Every tail program belongs to exactly one set of hooks.
+        for &(_, hook, _, name) in &tail::PROGRAMS {
+            let owners = [Hooks::Socket, Hooks::Syscall]
+                .iter()
+                .filter(|h| h.owns(hook))
+                .count();
+            assert_eq!(owners, 1, "{name}");
+        }
+    }
 
     #[test]
     fn traced_bitmap_slots() {

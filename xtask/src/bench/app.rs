@@ -106,7 +106,7 @@ fn run_arm(ctx: &Ctx, nginx: &Nginx, arm: Arm, wrk: &Wrk) -> anyhow::Result<Run>
     // The observer (if the arm has one) with its CPU time before the run.
     let obs = match arm.args(nginx.pid()) {
         Some(args) => {
-            let obs = Observer::start(&ctx.observer, &args)?;
+            let obs = Observer::start(ctx, &args)?;
             let before = obs.cpu_ms();
             Some((obs, before))
         }

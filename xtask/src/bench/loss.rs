@@ -40,7 +40,7 @@ pub fn run(ctx: &Ctx) -> anyhow::Result<(Vec<Row>, Value)> {
     for ring_mib in [1, DEFAULT_RING_MIB] {
         for throttled in rates.iter().copied().map(Some).chain([None]) {
             let obs = Observer::start(
-                &ctx.observer,
+                ctx,
                 &[
                     "--all".into(),
                     "--ring-buffer-mib".into(),
@@ -135,7 +135,7 @@ pub fn run(ctx: &Ctx) -> anyhow::Result<(Vec<Row>, Value)> {
 /// Full load with the observer stopped for 1.5 s: (req/s, its summary figures).
 fn stalled(ctx: &Ctx, url: &str, seconds: u32) -> anyhow::Result<(f64, parse::Capture)> {
     let obs = Observer::start(
-        &ctx.observer,
+        ctx,
         &["--all".into(), "--ring-buffer-mib".into(), "1".into()],
     )?;
     let pid = obs.pid();

@@ -92,7 +92,7 @@ fn cycle(port: u16, observer: u32) -> anyhow::Result<(u64, Mem, Mem)> {
 
 pub fn run(ctx: &Ctx) -> anyhow::Result<(Vec<Row>, Value)> {
     let nginx = Nginx::start(2 * CONNS)?;
-    let obs = Observer::start(&ctx.observer, &["--pid".into(), nginx.pid().to_string()])?;
+    let obs = Observer::start(ctx, &["--pid".into(), nginx.pid().to_string()])?;
     let pid = obs.pid();
     std::thread::sleep(Duration::from_secs(1));
     let idle = Mem::of(pid);

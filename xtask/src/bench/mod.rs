@@ -24,7 +24,7 @@ mod procs;
 mod report;
 pub mod syscall;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -55,12 +55,34 @@ pub struct Options {
     /// Measure this observer binary instead of building target/release/observer.
     #[arg(long, value_name = "PATH")]
     pub observer_bin: Option<PathBuf>,
+    /// The observer's kernel hooks (its `--hooks`): socket or syscall. Default: what the
+    /// observer picks on this kernel (socket from 6.3 on).
+    #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(HOOKS))]
+    pub hooks: Option<String>,
 }
+
+/// The observer's `--hooks` values.
+const HOOKS: [&str; 2] = ["socket", "syscall"];
 
 /// What every item needs.
 pub struct Ctx {
     pub observer: PathBuf,
     pub quick: bool,
+    /// The observer's kernel hooks, one of `HOOKS`.
+    pub hooks: &'static str,
+}
+
+/// The hooks the observer picks by itself: the socket hooks where tracefs has their events.
+fn default_hooks() -> &'static str {
+    let events = Path::new("/sys/kernel/tracing/events/sock");
+    let socket = [
+        "sock_send_length",
+        "sock_recv_length",
+        "inet_sock_set_state",
+    ]
+    .iter()
+    .all(|e| events.join(e).exists());
+    if socket { HOOKS[0] } else { HOOKS[1] }
 }
 
 /// A line of the result table.
@@ -132,6 +154,9 @@ pub fn bench(opts: Options) -> anyhow::Result<()> {
         if let Some(o) = &opts.out {
             c.arg("--out").arg(o);
         }
+        if let Some(h) = &opts.hooks {
+            c.args(["--hooks", h]);
+        }
         return run(c.current_dir(root_dir()));
     }
     setup::setup()?;
@@ -142,6 +167,10 @@ pub fn bench(opts: Options) -> anyhow::Result<()> {
     let ctx = Ctx {
         observer,
         quick: opts.quick,
+        hooks: match opts.hooks.as_deref() {
+            Some(h) => HOOKS.into_iter().find(|&k| k == h).unwrap_or(HOOKS[1]),
+            None => default_hooks(),
+        },
     };
     let machine = machine(&ctx);
     eprintln!("bench: {machine}");
@@ -280,6 +309,7 @@ fn machine(ctx: &Ctx) -> Value {
         "git_commit": sh("git", &["rev-parse", "HEAD"]),
         "git_dirty": dirty,
         "observer": ctx.observer.display().to_string(),
+        "observer_hooks": ctx.hooks,
         "observer_version": sh(&ctx.observer.display().to_string(), &["--version"]),
         "nginx": String::from_utf8_lossy(
             &Command::new("/usr/sbin/nginx").arg("-v").output().map(|o| o.stderr).unwrap_or_default()

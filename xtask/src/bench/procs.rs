@@ -263,10 +263,11 @@ pub struct Observer {
 }
 
 impl Observer {
-    pub fn start(bin: &Path, args: &[String]) -> anyhow::Result<Observer> {
+    /// With the run's kernel hooks (`--hooks`).
+    pub fn start(ctx: &super::Ctx, args: &[String]) -> anyhow::Result<Observer> {
         let mut proc = Guard::spawn(
-            Command::new(bin)
-                .args(["--output", "json"])
+            Command::new(&ctx.observer)
+                .args(["--output", "json", "--hooks", ctx.hooks])
                 .args(args)
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped()),

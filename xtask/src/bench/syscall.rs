@@ -16,19 +16,21 @@
 //! * `none-other` and `other`: getppid, a syscall the programs do not hook but still see
 //!   (they hook every syscall and return at once for the others);
 //! * `empty-quick` and `empty-other`: the quick calls and getppid with no observer, but two
-//!   programs that return at once attached to `sys_enter` and `sys_exit`
-//!   (`xtask/bench/empty_probes.py`): the floor of this kind of hook on this kernel (the syscall
-//!   slow path every task takes once a syscall tracepoint is on, and two program dispatches),
-//!   which the observer's programs cannot go below; what they add is the rest.
+//!   programs that return at once attached to the tracepoints of the observer's data hooks
+//!   (`xtask/bench/empty_probes.py`): `sock_send_length` and `sock_recv_length` (socket hooks),
+//!   or `sys_enter` and `sys_exit` (syscall hooks). The floor of that kind of hook on this kernel
+//!   (for the syscall tracepoints, the slow path every task takes once one is on, and two program
+//!   dispatches), which the observer's programs cannot go below; what they add is the rest.
 //!
 //! The loop prints its pid and waits for a line on stdin, so the observer is attached before it
 //! starts. Wall time per syscall is measured with the monotonic clock; "added" is the median of
 //! an arm minus the median of `none`. Then, once, the same arms run with
 //! `kernel.bpf_stats_enabled=1` to read the programs' own run time (bpftool): the run time of all
-//! the observer's programs over the loop, divided by the loop's syscalls. The programs hook every
-//! syscall (`sys_enter`/`sys_exit`) and run for whatever else the machine does meanwhile, which is
-//! charged to the loop too, so the figure is an upper bound. One more arm there, `other`, has the
-//! loop call a syscall the programs do not hook (`getppid`): what every other syscall pays.
+//! the observer's programs over the loop, divided by the loop's syscalls. The programs run for
+//! whatever else the machine does meanwhile (every syscall with the syscall hooks, every socket
+//! call with the socket hooks), which is charged to the loop too, so the figure is an upper bound.
+//! One more arm there, `other`, has the loop call a syscall the programs do not hook (`getppid`):
+//! what every other syscall pays.
 
 use std::io::Write;
 use std::os::fd::{AsFd, BorrowedFd};
@@ -163,7 +165,7 @@ enum Arm {
     NoneQuick,
     /// ... and in an unobserved process: the added cost without the exchange's own noise.
     UnobservedQuick,
-    /// The quick calls under empty `sys_enter`/`sys_exit` programs, no observer: the floor ...
+    /// The quick calls under empty programs on the data hooks' tracepoints, no observer: the floor ...
     EmptyQuick,
     /// ... and getppid under them.
     EmptyOther,
@@ -274,13 +276,13 @@ impl Loop {
 fn run_arm(ctx: &Ctx, arm: Arm, iters: u64, idle: u32) -> anyhow::Result<f64> {
     let lp = Loop::start(iters, arm)?;
     if matches!(arm, Arm::EmptyQuick | Arm::EmptyOther) {
-        let _probes = empty_probes()?;
+        let _probes = empty_probes(ctx.hooks)?;
         return Ok(lp.go()?.0);
     }
     let Some(target) = arm.observed_pid(idle, lp.pid) else {
         return Ok(lp.go()?.0);
     };
-    let obs = Observer::start(&ctx.observer, &["--pid".into(), target.to_string()])?;
+    let obs = Observer::start(ctx, &["--pid".into(), target.to_string()])?;
     let (ns, _) = lp.go()?;
     obs.stop()?;
     Ok(ns)
@@ -390,7 +392,7 @@ pub fn run(ctx: &Ctx) -> anyhow::Result<(Vec<Row>, Value)> {
             .as_f64()
             .unwrap_or(f64::NAN);
         let what = format!(
-            "{}: BPF run time per {} (enter+exit, bpf_stats)",
+            "{}: BPF run time per {} (all its programs, bpf_stats)",
             arm.name(),
             if arm == Arm::Other {
                 "other syscall (getppid)"
@@ -418,12 +420,18 @@ pub fn run(ctx: &Ctx) -> anyhow::Result<(Vec<Row>, Value)> {
     Ok((rows, v))
 }
 
-/// Attaches the floor's empty programs (`xtask/bench/empty_probes.py`); they stay attached until
-/// the guard kills the helper.
-fn empty_probes() -> anyhow::Result<Guard> {
+/// Attaches the floor's empty programs (`xtask/bench/empty_probes.py`) to the tracepoints of
+/// the observer's data hooks; they stay attached until the guard kills the helper.
+fn empty_probes(hooks: &str) -> anyhow::Result<Guard> {
+    let tracepoints: [&str; 2] = if hooks == "socket" {
+        ["sock_send_length", "sock_recv_length"]
+    } else {
+        ["sys_enter", "sys_exit"]
+    };
     let mut helper = Guard::spawn(
         Command::new("python3")
             .arg(crate::root_dir().join("xtask/bench/empty_probes.py"))
+            .args(tracepoints)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped()),
     )?;
@@ -469,7 +477,7 @@ fn bpf_stats(ctx: &Ctx, iters: u64, idle: u32) -> anyhow::Result<Value> {
         let target = arm
             .observed_pid(idle, lp.pid)
             .context("an arm with an observer")?;
-        let obs = Observer::start(&ctx.observer, &["--pid".into(), target.to_string()])?;
+        let obs = Observer::start(ctx, &["--pid".into(), target.to_string()])?;
         let before = prog_stats(obs.pid())?;
         let (_, calls) = lp.go()?;
         let after = prog_stats(obs.pid())?;
