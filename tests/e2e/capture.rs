@@ -561,3 +561,43 @@ fn a_reused_fd_is_a_new_connection_before_the_old_one_is_closed_by_tcp() {
         assert_eq!(s["trace_id"], TRACE, "{s}");
     }
 }
+
+/// Connections that end leave the observer's table, on both sides, while both processes live
+/// on: the closes are seen (the `close` syscall with the syscall hooks; the TCP close, or the fd
+/// naming a new socket, with the socket hooks). Python's `http.server` closes each connection
+/// after its response; the client closes its side and makes the next one.
+#[test]
+fn closed_connections_leave_the_table_on_both_sides() {
+    if !privileged() {
+        return;
+    }
+    let (server, port) = python_http_server();
+    let mut client = python_client(&format!(
+        "import http.client, sys, time\n\
+         sys.stdin.readline()\n\
+         for i in range(20):\n\
+         \x20   c = http.client.HTTPConnection('127.0.0.1', {port})\n\
+         \x20   c.request('GET', '/c%d' % i, headers={{'traceparent': '00-{TRACE}-{SPAN}-01'}})\n\
+         \x20   c.getresponse().read()\n\
+         \x20   c.close()\n\
+         time.sleep(120)\n"
+    ));
+    let mut obs = Observer::for_pids(&[server.pid(), client.pid()], &[]);
+    client.go();
+    for kind in ["server", "client"] {
+        let last = obs.wait_for(std::time::Duration::from_secs(30), |v| {
+            v["type"] == "span" && v["kind"] == kind && v["path"] == "/c19"
+        });
+        assert!(last.is_some(), "no {kind} span of the last request");
+    }
+    // The client is still alive (sleeping): its connections can only leave by their closes.
+    let r = obs.stop();
+    assert_eq!(r.spans("server", server.pid()).len(), 20, "{}", r.dump());
+    assert_eq!(r.spans("client", client.pid()).len(), 20, "{}", r.dump());
+    assert_eq!(
+        r.summary()["capture"]["connections"],
+        0,
+        "connections left in the table: {}",
+        r.dump()
+    );
+}
