@@ -243,6 +243,12 @@ impl Collector for SnapshotCollector {
                 ("lost_heads", c.lost_heads),
             ],
         )?;
+        plain_counter(
+            &mut enc,
+            "observer_unread_socket_calls",
+            "Socket sends and receives of observed processes by calls the socket hooks do not read (sendfile, splice, sendmmsg, io_uring)",
+            c.unread_socket_calls,
+        )?;
         gauge(
             &mut enc,
             "observer_connections",

@@ -9,6 +9,7 @@ fn snapshot() -> Snapshot {
     s.summary.breaks.mismatch = 1;
     s.summary.capture.records = 1234;
     s.summary.capture.ringbuf_drops = 3;
+    s.summary.capture.unread_socket_calls = 6;
     s.summary.capture.connections = 42;
     s.summary.capture.connections_evicted_overflow = 9;
     s.processes = 4;
@@ -61,6 +62,7 @@ fn metrics_carry_every_counter_with_its_labels() {
         "observer_propagation_breaks_total{reason=\"mismatch\"} 1",
         "observer_records_total 1234",
         "observer_capture_losses_total{kind=\"ringbuf_drops\"} 3",
+        "observer_unread_socket_calls_total 6",
         "observer_connections 42",
         "observer_connections_evicted_total{cause=\"overflow\"} 9",
         "observer_processes 4",

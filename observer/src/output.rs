@@ -165,6 +165,10 @@ pub struct CaptureCounts {
     pub capped: u64,
     pub iov_cut: u64,
     pub read_faults: u64,
+    /// Socket sends and receives of observed processes made by calls the socket hooks do not
+    /// read (`sendfile`, `splice`, `sendmmsg`, io_uring): a file body, or traffic this observer
+    /// cannot see. Always 0 with the syscall hooks, which do not see those calls at all.
+    pub unread_socket_calls: u64,
     pub truncated_heads: u64,
     pub unparsable_heads: u64,
     pub lost_heads: u64,

@@ -87,6 +87,8 @@ pub struct KernelCounters {
     pub capped: u64,
     pub iov_cut: u64,
     pub read_faults: u64,
+    /// Socket hooks: socket sends and receives made by calls the programs do not read.
+    pub unread_socket_calls: u64,
 }
 
 /// A process's metadata, and its service name ready to share with its records.
@@ -387,6 +389,7 @@ impl Pipeline {
                 capped: self.kernel.capped,
                 iov_cut: self.kernel.iov_cut,
                 read_faults: self.kernel.read_faults,
+                unread_socket_calls: self.kernel.unread_socket_calls,
                 truncated_heads: t.unknown_truncated,
                 unparsable_heads: t.unknown_unparsable,
                 lost_heads: t.unknown_lost,

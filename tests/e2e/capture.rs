@@ -601,3 +601,39 @@ fn closed_connections_leave_the_table_on_both_sides() {
         r.dump()
     );
 }
+
+/// A request sent with `sendfile(2)` is not read by either set of hooks (the bytes come from a
+/// file, not from the process's memory); the socket hooks see the call and count it, so the
+/// summary says traffic went by unread. The syscall hooks do not see it at all.
+#[test]
+fn a_request_sent_by_sendfile_is_counted_as_unread_by_the_socket_hooks() {
+    if !privileged() {
+        return;
+    }
+    let (_server, port) = server_that_never_closes();
+    let dir = TempDir::new("sendfile");
+    let request = dir.path.join("request");
+    std::fs::write(&request, "GET /sendfile HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut client = python_client(&format!(
+        "import socket, sys\n\
+         sys.stdin.readline()\n\
+         c = socket.create_connection(('127.0.0.1', {port}))\n\
+         with open({request:?}, 'rb') as f:\n\
+         \x20   sent = c.sendfile(f)\n\
+         assert sent > 0, sent\n\
+         assert c.recv(65536).startswith(b'HTTP/1.1 200')\n"
+    ));
+    let obs = Observer::for_pids(&[client.pid()], &[]);
+    client.go();
+    assert!(client.child.wait().unwrap().success());
+    let r = obs.stop();
+    let unread = r.summary()["capture"]["unread_socket_calls"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no unread_socket_calls: {}", r.dump()));
+    if hooks_under_test() == "socket" {
+        assert!(unread >= 1, "{}", r.dump());
+    } else {
+        assert_eq!(unread, 0, "{}", r.dump());
+    }
+    assert!(r.breaks().is_empty(), "{}", r.dump());
+}

@@ -60,6 +60,15 @@ pub fn privileged() -> bool {
     }
 }
 
+/// The observer's kernel hooks in this run: `OBSERVER_HOOKS` (which the observer reads), else what
+/// it picks on this kernel.
+pub fn hooks_under_test() -> String {
+    std::env::var("OBSERVER_HOOKS").unwrap_or_else(|_| {
+        let socket = Path::new("/sys/kernel/tracing/events/sock/sock_send_length");
+        if socket.exists() { "socket" } else { "syscall" }.into()
+    })
+}
+
 /// A child process, killed (SIGKILL) and reaped when dropped.
 pub struct Proc {
     pub child: Child,
@@ -218,11 +227,7 @@ impl Observer {
         assert_eq!(v["type"], "ready", "first record must be ready: {v}");
         // `cargo xtask test` runs the suite once per set of kernel hooks (OBSERVER_HOOKS, which
         // the observer reads): each run must be using the hooks it is meant to test.
-        let hooks = std::env::var("OBSERVER_HOOKS").unwrap_or_else(|_| {
-            let socket = std::path::Path::new("/sys/kernel/tracing/events/sock/sock_send_length");
-            if socket.exists() { "socket" } else { "syscall" }.into()
-        });
-        assert_eq!(v["hooks"], hooks.as_str(), "hooks in use: {v}");
+        assert_eq!(v["hooks"], hooks_under_test().as_str(), "hooks in use: {v}");
         obs
     }
 

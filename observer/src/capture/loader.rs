@@ -355,6 +355,7 @@ impl Capture {
             capped: sum(stat::CAPPED)?,
             iov_cut: sum(stat::IOV_CUT)?,
             read_faults: sum(stat::READ_FAULTS)?,
+            unread_socket_calls: sum(stat::UNREAD_SOCKET_CALLS)?,
         })
     }
 }
