@@ -120,7 +120,7 @@ const DATA_HDR: usize = core::mem::size_of::<DataHeader>();
 const HEAD_MASK: u32 = HEAD_MAX - 1;
 const EINPROGRESS: i64 = 115;
 /// `recvmsg` flag: the bytes stay in the socket and will be read again.
-const MSG_PEEK: i64 = 2;
+const MSG_PEEK: u64 = 2;
 /// TCP states (include/net/tcp_states.h) and protocol number.
 const TCP_ESTABLISHED: i32 = 1;
 const TCP_SYN_SENT: i32 = 2;
@@ -284,6 +284,8 @@ mod abi {
     pub const ACCEPT4: u64 = 288;
     /// The first three syscall arguments: di, si, dx.
     pub const ARGS: [usize; 3] = [112, 104, 96];
+    /// The fourth: r10 (`recvfrom`'s flags).
+    pub const ARG4: usize = 56;
     /// orig_ax: the syscall number, kept through the call.
     pub const NR: usize = 120;
     /// cs: the user code segment, `USER_CS` for 64-bit syscalls. 32-bit (compat) syscalls have
@@ -361,7 +363,7 @@ pub fn sys_exit(ctx: BtfTracePointContext) -> u32 {
 #[inline(always)]
 fn try_exit(ctx: &BtfTracePointContext, syscall: u32) -> Result<(), i64> {
     let id = bpf_get_current_pid_tgid();
-    if !is_traced((id >> 32) as u32) {
+    if !is_traced((id >> 32) as u32) || peeked(ctx.arg(0), syscall) {
         return Ok(());
     }
     let tail = match syscall {
@@ -409,6 +411,20 @@ macro_rules! tail_exit {
 
 tail_exit!(sys_exit_iov, SHAPE_IOV);
 tail_exit!(sys_exit_msghdr, SHAPE_MSGHDR);
+
+/// A `recvfrom` or `recvmsg` with `MSG_PEEK` (syscall hooks; the socket hooks have the flags in
+/// their tracepoint): the bytes stay queued and the next read returns them again, so they are
+/// not captured now. Checked by `sys_exit` before it tail-calls (another branch in the tail
+/// programs takes their verification past the kernel's limit).
+#[inline(always)]
+fn peeked(regs: *const u8, syscall: u32) -> bool {
+    let flags = match syscall {
+        sys::RECVFROM => reg(regs, abi::ARG4),
+        sys::RECVMSG => reg(regs, abi::ARGS[2]),
+        _ => return false,
+    };
+    flags & MSG_PEEK != 0
+}
 
 /// The arguments of the exiting syscall, read from its saved user registers: the kernel keeps
 /// them as the process passed them (the return value goes to `ax` only), so nothing has to be
@@ -789,7 +805,7 @@ fn sock_call(ctx: &BtfTracePointContext, send: bool) -> Option<(u64, SyscallArgs
     if ret <= 0 {
         return None;
     }
-    if !send && i64::from(ctx.arg::<i64>(2) as i32) & MSG_PEEK != 0 {
+    if !send && (ctx.arg::<u64>(2) as u32 as u64) & MSG_PEEK != 0 {
         return None;
     }
     let id = bpf_get_current_pid_tgid();

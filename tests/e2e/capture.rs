@@ -637,3 +637,40 @@ fn a_request_sent_by_sendfile_is_counted_as_unread_by_the_socket_hooks() {
     }
     assert!(r.breaks().is_empty(), "{}", r.dump());
 }
+
+/// A server that peeks at the first bytes of a connection before reading them (as TLS and
+/// protocol sniffers do, e.g. Envoy's inspectors) sees one request, not two: peeked bytes are
+/// read again by the next call and are not captured twice.
+#[test]
+fn a_peeked_request_is_captured_once() {
+    if !privileged() {
+        return;
+    }
+    let mut cmd = Command::new("python3");
+    cmd.args([
+        "-c",
+        "import socket\n\
+         s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen(1)\n\
+         print('LISTENING', s.getsockname()[1], flush=True)\n\
+         while True:\n\
+         \x20   c, _ = s.accept()\n\
+         \x20   first = c.recv(65536, socket.MSG_PEEK)\n\
+         \x20   data = c.recv(65536)\n\
+         \x20   assert first and data.startswith(first), (first, data)\n\
+         \x20   c.sendall(b'HTTP/1.1 200 OK\\r\\nContent-Length: 2\\r\\n\\r\\nok')\n\
+         \x20   c.close()\n",
+    ]);
+    let (server, port) = listening(cmd);
+    let obs = Observer::for_pids(&[server.pid()], &[]);
+    assert_eq!(
+        curl(
+            &format!("http://127.0.0.1:{port}/peeked"),
+            &[("traceparent", &format!("00-{TRACE}-{SPAN}-01"))]
+        ),
+        200
+    );
+    let r = obs.stop();
+    let spans = r.spans("server", server.pid());
+    assert_eq!(field(&spans, "path"), ["/peeked"], "{}", r.dump());
+    assert_eq!(r.summary()["inbound"], 1, "{}", r.dump());
+}
