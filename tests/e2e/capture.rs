@@ -29,6 +29,19 @@ fn python_http_server() -> (Proc, u16) {
     (Proc { child }, port)
 }
 
+/// `python3 -c` with a listening socket `s` on a free loopback port (printed as `LISTENING
+/// <port>`), then `body`; with `socket` and `threading` imported.
+fn python_socket_server(body: &str) -> (Proc, u16) {
+    let mut cmd = Command::new("python3");
+    cmd.arg("-c").arg(format!(
+        "import socket, threading\n\
+         s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen(8)\n\
+         print('LISTENING', s.getsockname()[1], flush=True)\n\
+         {body}"
+    ));
+    listening(cmd)
+}
+
 /// `python3 -c SCRIPT` with its stdin piped: the test tells the client when to send.
 fn python_client(script: &str) -> Proc {
     let child = Command::new("python3")
@@ -440,19 +453,13 @@ fn a_read_blocked_before_attach_is_captured_when_it_returns() {
     if !privileged() {
         return;
     }
-    let mut cmd = Command::new("python3");
-    cmd.args([
-        "-c",
-        "import socket\n\
-         s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen(1)\n\
-         print('LISTENING', s.getsockname()[1], flush=True)\n\
-         c, _ = s.accept()\n\
+    let (server, port) = python_socket_server(
+        "c, _ = s.accept()\n\
          while True:\n\
          \x20   data = c.recv(65536)\n\
          \x20   if not data: break\n\
          \x20   c.sendall(b'HTTP/1.1 200 OK\\r\\nContent-Length: 2\\r\\n\\r\\nok')\n",
-    ]);
-    let (server, port) = listening(cmd);
+    );
     let mut client = python_client(&format!(
         "import socket, sys\n\
          c = socket.create_connection(('127.0.0.1', {port}))\n\
@@ -490,13 +497,8 @@ fn a_read_blocked_before_attach_is_captured_when_it_returns() {
 /// A server that answers every request on a connection with 200 and never closes a connection:
 /// a client that closes its side stays in FIN_WAIT2, so its TCP close comes much later.
 fn server_that_never_closes() -> (Proc, u16) {
-    let mut cmd = Command::new("python3");
-    cmd.args([
-        "-c",
-        "import socket, threading\n\
-         s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen(8)\n\
-         print('LISTENING', s.getsockname()[1], flush=True)\n\
-         held = []\n\
+    python_socket_server(
+        "held = []\n\
          def serve(c):\n\
          \x20   buf = b''\n\
          \x20   while True:\n\
@@ -510,8 +512,7 @@ fn server_that_never_closes() -> (Proc, u16) {
          while True:\n\
          \x20   c, _ = s.accept()\n\
          \x20   threading.Thread(target=serve, args=(c,), daemon=True).start()\n",
-    ]);
-    listening(cmd)
+    )
 }
 
 /// A client closes a connection and, before the TCP close of that connection has happened (the
@@ -646,21 +647,15 @@ fn a_peeked_request_is_captured_once() {
     if !privileged() {
         return;
     }
-    let mut cmd = Command::new("python3");
-    cmd.args([
-        "-c",
-        "import socket\n\
-         s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen(1)\n\
-         print('LISTENING', s.getsockname()[1], flush=True)\n\
-         while True:\n\
+    let (server, port) = python_socket_server(
+        "while True:\n\
          \x20   c, _ = s.accept()\n\
          \x20   first = c.recv(65536, socket.MSG_PEEK)\n\
          \x20   data = c.recv(65536)\n\
          \x20   assert first and data.startswith(first), (first, data)\n\
          \x20   c.sendall(b'HTTP/1.1 200 OK\\r\\nContent-Length: 2\\r\\n\\r\\nok')\n\
          \x20   c.close()\n",
-    ]);
-    let (server, port) = listening(cmd);
+    );
     let obs = Observer::for_pids(&[server.pid()], &[]);
     assert_eq!(
         curl(
