@@ -366,25 +366,32 @@ fn try_exit(ctx: &BtfTracePointContext, syscall: u32) -> Result<(), i64> {
     if !is_traced((id >> 32) as u32) || peeked(ctx.arg(0), syscall) {
         return Ok(());
     }
-    let tail = match syscall {
-        sys::READV | sys::WRITEV => tail::IOV,
-        sys::RECVMSG | sys::SENDMSG => tail::MSGHDR,
-        _ => {
-            let Some(args) = exit_args(ctx, syscall) else {
-                return Ok(());
-            };
-            let ret: i64 = ctx.arg(1);
-            return match syscall {
-                sys::CONNECT => conn_exit(id, &args, ret, KIND_CONNECT),
-                sys::ACCEPT => conn_exit(id, &args, ret, KIND_ACCEPT),
-                _ => data_exit(id, &args, ret, SHAPE_BUFFER, NO_SOCK),
-            };
-        }
+    let Some(tail) = iov_tail(syscall) else {
+        let Some(args) = exit_args(ctx, syscall) else {
+            return Ok(());
+        };
+        let ret: i64 = ctx.arg(1);
+        return match syscall {
+            sys::CONNECT => conn_exit(id, &args, ret, KIND_CONNECT),
+            sys::ACCEPT => conn_exit(id, &args, ret, KIND_ACCEPT),
+            _ => data_exit(id, &args, ret, SHAPE_BUFFER, NO_SOCK),
+        };
     };
     // SAFETY: the programs in `EXIT_TAILS` are `sys_exit` programs like this one. On success the
     // call does not return; it fails only if the slot is empty.
     unsafe { EXIT_TAILS.tail_call(ctx, tail) };
     Ok(())
+}
+
+/// The tail-call slot of an iovec-shaped data call (`observer_common::tail`); `None` for the
+/// calls the hook's program handles itself.
+#[inline(always)]
+fn iov_tail(syscall: u32) -> Option<u32> {
+    match syscall {
+        sys::READV | sys::WRITEV => Some(tail::IOV),
+        sys::RECVMSG | sys::SENDMSG => Some(tail::MSGHDR),
+        _ => None,
+    }
 }
 
 macro_rules! tail_exit {
@@ -626,7 +633,9 @@ fn data_exit(id: u64, args: &SyscallArgs, ret: i64, shape: u8, sock: Sock) -> Re
         // SAFETY: map value pointer from a successful lookup.
         if unsafe { (*s).cookie } != sock.cookie {
             // Socket hooks: the fd names another socket than when the entry was made, so the
-            // process closed that one (closes are not hooked there).
+            // process closed that one (closes are not hooked there). Not `close()`: its extra
+            // branch takes the syscall hooks' iovec tail programs, which share this function,
+            // past the verifier's limit.
             let _ = CONNS.remove(key);
             emit(&header(KIND_CLOSE, id, args.fd));
             state = None;
@@ -837,10 +846,8 @@ fn try_sock(ctx: &BtfTracePointContext, send: bool) -> Result<(), i64> {
     let Some((id, args, ret, sock)) = sock_call(ctx, send) else {
         return Ok(());
     };
-    let slot = match args.syscall {
-        sys::READV | sys::WRITEV => tail::IOV,
-        sys::RECVMSG | sys::SENDMSG => tail::MSGHDR,
-        _ => return data_exit(id, &args, ret, SHAPE_BUFFER, sock),
+    let Some(slot) = iov_tail(args.syscall) else {
+        return data_exit(id, &args, ret, SHAPE_BUFFER, sock);
     };
     // SAFETY: the programs in these arrays are programs of the same hook as this one. On
     // success the call does not return; it fails only if the slot is empty.
@@ -1004,14 +1011,9 @@ fn tcp_closed(sk: u64) {
         Some(s) if unsafe { (*s).cookie } == p.cookie => {}
         _ => return,
     }
-    let _ = CONNS.remove(key);
-    emit(&EventHeader {
-        kind: KIND_CLOSE,
-        pid: p.tgid,
-        tid: p.tgid,
-        fd: p.fd,
-        ts_ns: unsafe { bpf_ktime_get_ns() },
-    });
+    // Reported as the process's main thread: the close happens in softirq or in whichever task
+    // sent the last segment.
+    close((u64::from(p.tgid) << 32) | u64::from(p.tgid), p.fd);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1066,8 +1068,9 @@ fn conn_exit(id: u64, args: &SyscallArgs, ret: i64, kind: u32) -> Result<(), i64
     Ok(())
 }
 
-/// Only closes of connections the kernel side knows about (connected, accepted, or that carried
-/// a head) are reported. The caller checked the process filter.
+/// The connection behind `fd` of process `id` ended: the `close` syscall (syscall hooks) or the
+/// TCP close (socket hooks). Only closes of connections the
+/// kernel side knows about (connected, accepted, or that carried a head) are reported.
 #[inline(always)]
 fn close(id: u64, fd: i32) {
     let key = ConnKey {
