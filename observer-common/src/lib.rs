@@ -151,6 +151,15 @@ pub mod tail {
     ];
 }
 
+/// The tracefs events (under the tracefs mount) that the socket hooks attach to: where all are
+/// present the observer uses the socket hooks by default (kernel 6.3 and later). The bench and
+/// the end-to-end tests ask the same question.
+pub const SOCKET_EVENTS: [&str; 3] = [
+    "events/sock/sock_send_length",
+    "events/sock/sock_recv_length",
+    "events/sock/inet_sock_set_state",
+];
+
 /// Address families carried in [`ConnEvent::family`].
 pub const AF_UNIX: u16 = 1;
 pub const AF_INET: u16 = 2;

@@ -64,8 +64,11 @@ pub fn privileged() -> bool {
 /// it picks on this kernel.
 pub fn hooks_under_test() -> String {
     std::env::var("OBSERVER_HOOKS").unwrap_or_else(|_| {
-        let socket = Path::new("/sys/kernel/tracing/events/sock/sock_send_length");
-        if socket.exists() { "socket" } else { "syscall" }.into()
+        let tracefs = Path::new("/sys/kernel/tracing");
+        let socket = observer_common::SOCKET_EVENTS
+            .iter()
+            .all(|e| tracefs.join(e).exists());
+        if socket { "socket" } else { "syscall" }.into()
     })
 }
 

@@ -5,7 +5,7 @@ use aya::maps::{
 };
 use aya::programs::{BtfTracePoint, TracePoint};
 use aya::{Btf, BtfError, Ebpf, EbpfLoader};
-use observer_common::{config, stat, tail, traced_slot};
+use observer_common::{SOCKET_EVENTS, config, stat, tail, traced_slot};
 
 use crate::pipeline::KernelCounters;
 
@@ -23,13 +23,6 @@ pub enum Hooks {
     /// for them, on any kernel.
     Syscall,
 }
-
-/// The tracefs events the socket hooks need.
-const SOCKET_EVENTS: [&str; 3] = [
-    "events/sock/sock_send_length",
-    "events/sock/sock_recv_length",
-    "events/sock/inet_sock_set_state",
-];
 
 impl Hooks {
     /// The socket hooks where the kernel has their tracepoints, else the syscall hooks.

@@ -74,14 +74,10 @@ pub struct Ctx {
 
 /// The hooks the observer picks by itself: the socket hooks where tracefs has their events.
 fn default_hooks() -> &'static str {
-    let events = Path::new("/sys/kernel/tracing/events/sock");
-    let socket = [
-        "sock_send_length",
-        "sock_recv_length",
-        "inet_sock_set_state",
-    ]
-    .iter()
-    .all(|e| events.join(e).exists());
+    let tracefs = Path::new("/sys/kernel/tracing");
+    let socket = observer_common::SOCKET_EVENTS
+        .iter()
+        .all(|e| tracefs.join(e).exists());
     if socket { HOOKS[0] } else { HOOKS[1] }
 }
 
