@@ -3,6 +3,21 @@
 //! per second and p99 latency (medians over rounds), and the observer's own CPU time per 10,000
 //! requests (utime + stime over the wrk run, from /proc/PID/stat), at the highest rate and at
 //! ~10k req/s offered.
+//!
+//! Two more arms take the observed arms' cost apart: `floor`, no observer but programs that
+//! return at once on the tracepoints of the observer's data hooks (`xtask/bench/empty_probes.py`,
+//! as item 2's floor): what any program on those hooks costs nginx and wrk, which no observer
+//! using them can go below; and `unobserved`, an observer watching an idle process: its
+//! programs run on every nginx and wrk call and return at the process filter, and user space has
+//! nothing to do.
+//!
+//! Every arm also runs paced at ~10k req/s offered, where the machine has CPU to spare, with the
+//! machine's busy CPU time per request (/proc/stat, all CPUs and processes) beside the
+//! observer's own: there an arm's cost would show as CPU rather than as requests lost to the
+//! scheduler's sharing of two saturated CPUs. On this VM both views move by ±10-20 % from round
+//! to round (the none arm alone spans 81-118k req/s saturated, 2.2-3.0 s busy paced), far more
+//! than the 1 % the target asks to resolve: the rows show them, the stable figures are the
+//! observer's CPU (item 6) and the programs' run time (item 2).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -11,7 +26,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use super::parse::{self, WrkReport, median};
-use super::procs::{Nginx, Observer, TempDir, output_within};
+use super::procs::{Guard, Nginx, Observer, TempDir, empty_probes, output_within};
 use super::{Ctx, DEFAULT_RING_MIB, Row};
 
 /// Trace headers on every request, as a traced client would send them.
@@ -54,6 +69,8 @@ impl Wrk<'_> {
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Arm {
     None,
+    Floor,
+    Unobserved,
     Pid,
     All,
 }
@@ -62,15 +79,30 @@ impl Arm {
     pub fn name(self) -> &'static str {
         match self {
             Arm::None => "none",
+            Arm::Floor => "floor",
+            Arm::Unobserved => "unobserved",
             Arm::Pid => "pid",
             Arm::All => "all",
         }
     }
 
-    /// The observer's arguments for this arm, `None` for no observer.
-    pub fn args(self, target: u32) -> Option<Vec<String>> {
+    /// The arm's name with what it runs, for the table.
+    pub fn label(self) -> &'static str {
         match self {
-            Arm::None => None,
+            Arm::None => "none, no observer",
+            Arm::Floor => "floor, empty programs on the same hooks",
+            Arm::Unobserved => "unobserved, observer watching an idle process",
+            Arm::Pid => "pid, observer --pid <nginx>",
+            Arm::All => "all, observer --all",
+        }
+    }
+
+    /// The observer's arguments for this arm, `None` for no observer; `idle` is the process the
+    /// unobserved arm's observer watches.
+    pub fn args(self, target: u32, idle: u32) -> Option<Vec<String>> {
+        match self {
+            Arm::None | Arm::Floor => None,
+            Arm::Unobserved => Some(vec!["--pid".into(), idle.to_string()]),
             Arm::Pid => Some(vec!["--pid".into(), target.to_string()]),
             Arm::All => Some(vec!["--all".into()]),
         }
@@ -84,6 +116,8 @@ struct Run {
     capture: Option<parse::Capture>,
     /// Per cent of the machine's CPU time the hypervisor gave to other guests during the arm.
     steal_pct: Option<f64>,
+    /// The machine's busy CPU time over the wrk run (all CPUs, every process), in ms.
+    busy_ms: Option<f64>,
 }
 
 /// A wrk script whose `delay()` holds each connection 1 ms between requests: the offered rate is
@@ -102,9 +136,13 @@ impl Throttle {
     }
 }
 
-fn run_arm(ctx: &Ctx, nginx: &Nginx, arm: Arm, wrk: &Wrk) -> anyhow::Result<Run> {
+fn run_arm(ctx: &Ctx, nginx: &Nginx, idle: u32, arm: Arm, wrk: &Wrk) -> anyhow::Result<Run> {
+    let _probes = match arm {
+        Arm::Floor => Some(empty_probes(ctx.hooks)?),
+        _ => None,
+    };
     // The observer (if the arm has one) with its CPU time before the run.
-    let obs = match arm.args(nginx.pid()) {
+    let obs = match arm.args(nginx.pid(), idle) {
         Some(args) => {
             let obs = Observer::start(ctx, &args)?;
             let before = obs.cpu_ms();
@@ -115,6 +153,7 @@ fn run_arm(ctx: &Ctx, nginx: &Nginx, arm: Arm, wrk: &Wrk) -> anyhow::Result<Run>
     let host_before = super::host_cpu_times();
     let report = wrk.run()?;
     let steal_pct = super::steal_since(host_before);
+    let busy_ms = super::busy_ms_since(host_before);
     let (cpu_ms, capture) = match obs {
         Some((obs, before)) => {
             let cpu = obs.cpu_ms() - before;
@@ -127,14 +166,16 @@ fn run_arm(ctx: &Ctx, nginx: &Nginx, arm: Arm, wrk: &Wrk) -> anyhow::Result<Run>
         cpu_ms,
         capture,
         steal_pct,
+        busy_ms,
     })
 }
 
-const ARMS: [Arm; 3] = [Arm::None, Arm::Pid, Arm::All];
+const ARMS: [Arm; 5] = [Arm::None, Arm::Floor, Arm::Unobserved, Arm::Pid, Arm::All];
 
 pub fn run(ctx: &Ctx) -> anyhow::Result<(Vec<Row>, Value)> {
-    let (rounds, seconds) = if ctx.quick { (1, 3) } else { (3, 10) };
+    let (rounds, paced_rounds, seconds) = if ctx.quick { (1, 1, 3) } else { (3, 2, 10) };
     let nginx = Nginx::start(4096)?;
+    let idle = Guard::spawn(Command::new("sleep").arg("100000"))?;
     let url = nginx.url();
     let full = Wrk {
         url: &url,
@@ -155,7 +196,7 @@ pub fn run(ctx: &Ctx) -> anyhow::Result<(Vec<Row>, Value)> {
                 round + 1,
                 arm.name()
             );
-            let r = run_arm(ctx, &nginx, arm, &full)?;
+            let r = run_arm(ctx, &nginx, idle.pid(), arm, &full)?;
             eprintln!(
                 "  {:.0} req/s, p99 {:.0} us{}{}",
                 r.wrk.rps,
@@ -168,56 +209,110 @@ pub fn run(ctx: &Ctx) -> anyhow::Result<(Vec<Row>, Value)> {
             runs.push((arm, r));
         }
     }
-    // Item 6 at the budget's own rate: ~10k req/s offered (10 connections, 1 ms apart), where
-    // the observer keeps up (at the highest rate, dropped records cost it nothing).
+    // At the budget's own rate, ~10k req/s offered (10 connections, 1 ms apart), where the
+    // observer keeps up: item 6, and item 1 as CPU rather than throughput. There the machine has
+    // CPU to spare, so an arm's cost shows as the machine's busy CPU time per request instead of
+    // as lost requests: that figure does not depend on how the scheduler shares two saturated
+    // CPUs between nginx, wrk and the observer, which moves the saturated arms by ±10-20 % from
+    // run to run here.
     let throttle = Throttle::new()?;
     let paced = Wrk {
         connections: 10,
         script: Some(&throttle.script),
         ..full
     };
-    let mut at_10k = Vec::new();
-    for arm in [Arm::Pid, Arm::All] {
-        let r = run_arm(ctx, &nginx, arm, &paced)?;
-        eprintln!(
-            "bench app: {} at ~10k req/s offered: {:.0} req/s, observer cpu {:.0} ms{}",
-            arm.name(),
-            r.wrk.rps,
-            r.cpu_ms.unwrap_or(f64::NAN),
-            steal_text(r.steal_pct),
-        );
-        at_10k.push((arm, r));
+    let mut at_10k: Vec<(Arm, Run)> = Vec::new();
+    for round in 0..paced_rounds {
+        for i in 0..ARMS.len() {
+            let arm = ARMS[(i + round) % ARMS.len()];
+            let r = run_arm(ctx, &nginx, idle.pid(), arm, &paced)?;
+            eprintln!(
+                "bench app: {} at ~10k req/s offered: {:.0} req/s, machine busy {:.0} ms{}{}",
+                arm.name(),
+                r.wrk.rps,
+                r.busy_ms.unwrap_or(f64::NAN),
+                r.cpu_ms
+                    .map(|c| format!(", observer cpu {c:.0} ms"))
+                    .unwrap_or_default(),
+                steal_text(r.steal_pct),
+            );
+            at_10k.push((arm, r));
+        }
     }
     drop(nginx);
     let (mut rows, mut v) = summarise(&runs, rounds, seconds);
-    let mut paced_json = serde_json::Map::new();
-    for (arm, r) in &at_10k {
-        let cpu = r.cpu_ms.unwrap_or(f64::NAN);
-        let per_10k = cpu / r.wrk.requests as f64 * 10_000.0;
-        let cores = cpu / (r.wrk.seconds * 1000.0);
-        rows.push(Row::check(
-            "6 cpu",
-            format!(
-                "{}: observer CPU per 10k requests at {:.0} req/s ({cores:.3} core)",
-                arm.name(),
-                r.wrk.rps
-            ),
-            per_10k,
-            (1, " ms"),
-            "<= 50 ms",
-            |v| v <= 50.0,
-        ));
-        let drops = r.capture.map(|c| c.ringbuf_drops);
-        paced_json.insert(
+    let (paced_rows, paced_json) = summarise_paced(&at_10k, paced_rounds);
+    rows.extend(paced_rows);
+    v["at_10k_rps"] = paced_json;
+    Ok((rows, v))
+}
+
+/// The paced runs: the machine's busy CPU per request per arm (item 1) and the observer's own
+/// CPU per 10,000 requests (item 6), medians over rounds.
+fn summarise_paced(runs: &[(Arm, Run)], rounds: usize) -> (Vec<Row>, Value) {
+    let of = |arm: Arm| runs.iter().filter(move |(a, _)| *a == arm).map(|(_, r)| r);
+    let med = |arm: Arm, f: &dyn Fn(&Run) -> Option<f64>| {
+        median(&of(arm).filter_map(f).collect::<Vec<_>>()).unwrap_or(f64::NAN)
+    };
+    // Busy CPU of the whole machine per request, in µs.
+    let busy_us = |r: &Run| Some(r.busy_ms? * 1000.0 / r.wrk.requests as f64);
+    let base = med(Arm::None, &busy_us);
+    // One row: the arms side by side. On this VM the paced figures move by ±10-15 % between
+    // rounds (idle exits and wake-ups are a large share of a request at this rate), so they are
+    // shown, not judged.
+    let per_arm: Vec<String> = ARMS
+        .iter()
+        .map(|&a| format!("{:.1}", med(a, &busy_us)))
+        .collect();
+    let names: Vec<&str> = ARMS.iter().map(|a| a.name()).collect();
+    let mut rows = vec![Row::info(
+        "1 app",
+        format!(
+            "at ~10k req/s offered ({:.0} req/s): machine busy CPU per request, {}",
+            med(Arm::None, &|r| Some(r.wrk.rps)),
+            names.join(" / ")
+        ),
+        format!("{} us", per_arm.join(" / ")),
+    )];
+    let mut json_arms = serde_json::Map::new();
+    for arm in ARMS {
+        let busy = med(arm, &busy_us);
+        let rps = med(arm, &|r| Some(r.wrk.rps));
+        let cpu = med(arm, &|r| r.cpu_ms);
+        let per_10k = med(arm, &|r| Some(r.cpu_ms? / r.wrk.requests as f64 * 10_000.0));
+        let cores = med(arm, &|r| Some(r.cpu_ms? / (r.wrk.seconds * 1000.0)));
+        // What the saturated req/s ratio would be if CPU were all that limited it.
+        let ratio = base / busy;
+        if matches!(arm, Arm::Pid | Arm::All) {
+            rows.push(Row::check(
+                "6 cpu",
+                format!(
+                    "{}: observer CPU per 10k requests at {rps:.0} req/s ({cores:.3} core)",
+                    arm.name()
+                ),
+                per_10k,
+                (1, " ms"),
+                "<= 50 ms",
+                |v| v <= 50.0,
+            ));
+        }
+        let all: Vec<Value> = of(arm)
+            .map(|r| {
+                json!({"rps": r.wrk.rps, "requests": r.wrk.requests, "seconds": r.wrk.seconds,
+                       "machine_busy_ms": r.busy_ms, "observer_cpu_ms": r.cpu_ms,
+                       "ringbuf_drops": r.capture.map(|c| c.ringbuf_drops),
+                       "p99_us": r.wrk.p99_us, "host_steal_pct": r.steal_pct})
+            })
+            .collect();
+        json_arms.insert(
             arm.name().into(),
-            json!({"rps": r.wrk.rps, "requests": r.wrk.requests, "seconds": r.wrk.seconds,
+            json!({"rps": rps, "machine_busy_us_per_request": busy,
+                   "machine_busy_added_us_per_request": busy - base, "busy_ratio": ratio,
                    "observer_cpu_ms": cpu, "cpu_ms_per_10k_requests": per_10k, "cores": cores,
-                   "ringbuf_drops": drops, "p99_us": r.wrk.p99_us,
-                   "host_steal_pct": r.steal_pct}),
+                   "runs": all}),
         );
     }
-    v["at_10k_rps"] = Value::Object(paced_json);
-    Ok((rows, v))
+    (rows, json!({"rounds": rounds, "arms": json_arms}))
 }
 
 fn steal_text(pct: Option<f64>) -> String {
@@ -262,10 +357,22 @@ fn summarise(runs: &[(Arm, Run)], rounds: usize, seconds: u32) -> (Vec<Row>, Val
                 "runs": all,
             }),
         );
-        if arm == Arm::None {
-            continue;
-        }
         let n = arm.name();
+        match arm {
+            Arm::None => continue,
+            Arm::Floor | Arm::Unobserved => {
+                rows.push(Row::info(
+                    "1 app",
+                    format!(
+                        "{}: req/s ratio ({rps:.0} req/s) / p99 ratio ({p99:.0} us)",
+                        arm.label()
+                    ),
+                    format!("{:.3} / {:.3}", rps / base_rps, p99 / base_p99),
+                ));
+                continue;
+            }
+            Arm::Pid | Arm::All => {}
+        }
         rows.push(Row::check(
             "1 app",
             format!("{n}: req/s ratio ({rps:.0} req/s)"),

@@ -272,6 +272,11 @@ fn steal_since(before: Option<parse::CpuTimes>) -> Option<f64> {
     parse::steal_pct(before?, host_cpu_times()?)
 }
 
+/// The machine's busy CPU time (all CPUs, ms) since `before` (a `host_cpu_times` reading).
+fn busy_ms_since(before: Option<parse::CpuTimes>) -> Option<f64> {
+    parse::busy_ticks(before?, host_cpu_times()?).map(procs::ticks_ms)
+}
+
 fn sh(cmd: &str, args: &[&str]) -> String {
     Command::new(cmd)
         .args(args)

@@ -84,6 +84,9 @@ pub fn stat_cpu_ticks(stat: &str) -> Option<u64> {
 pub struct CpuTimes {
     pub total: u64,
     pub steal: u64,
+    /// Time the CPUs ran something: user, nice, system, irq and softirq (not idle, iowait or
+    /// steal).
+    pub busy: u64,
 }
 
 pub fn cpu_times(proc_stat: &str) -> Option<CpuTimes> {
@@ -100,7 +103,14 @@ pub fn cpu_times(proc_stat: &str) -> Option<CpuTimes> {
     Some(CpuTimes {
         total: base.iter().sum(),
         steal: base[7],
+        busy: base[0] + base[1] + base[2] + base[5] + base[6],
     })
+}
+
+/// Busy CPU time (all CPUs, in clock ticks) between two readings; `None` when the counters went
+/// back.
+pub fn busy_ticks(before: CpuTimes, after: CpuTimes) -> Option<u64> {
+    after.busy.checked_sub(before.busy)
 }
 
 /// The share of CPU time stolen between two readings, in per cent; `None` when no time passed
@@ -267,16 +277,20 @@ Transfer/sec:     16.05MB
             b,
             CpuTimes {
                 total: 1000,
-                steal: 30
+                steal: 30,
+                busy: 160
             }
         );
         assert_eq!(
             a,
             CpuTimes {
                 total: 1260,
-                steal: 70
+                steal: 70,
+                busy: 280
             }
         );
+        assert_eq!(busy_ticks(b, a), Some(120));
+        assert_eq!(busy_ticks(a, b), None);
         let pct = steal_pct(b, a).unwrap();
         assert!((pct - 100.0 * 40.0 / 260.0).abs() < 1e-9, "{pct}");
         assert_eq!(steal_pct(a, a), None);

@@ -127,13 +127,17 @@ pub fn children(pid: u32) -> Vec<u32> {
 pub fn cpu_ms(pid: u32) -> Option<f64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let ticks = parse::stat_cpu_ticks(&stat)?;
-    // SAFETY: sysconf has no memory effects.
+    Some(ticks_ms(ticks))
+}
+
+/// Clock ticks (the unit of /proc/PID/stat and /proc/stat) in milliseconds.
+pub fn ticks_ms(ticks: u64) -> f64 {
     let hz = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
         .ok()
         .flatten()
         .unwrap_or(100)
         .max(1);
-    Some(ticks as f64 * 1000.0 / hz as f64)
+    ticks as f64 * 1000.0 / hz as f64
 }
 
 /// A `kB` field of /proc/PID/status, in KiB.
@@ -343,5 +347,28 @@ impl Observer {
             Some(v) => Ok(v),
             None => bail!("observer printed no summary; stderr: {stderr}"),
         }
+    }
+}
+
+/// Attaches the floor's empty programs (`xtask/bench/empty_probes.py`) to the tracepoints of
+/// the observer's data hooks; they stay attached until the guard kills the helper.
+pub fn empty_probes(hooks: &str) -> anyhow::Result<Guard> {
+    let tracepoints: [&str; 2] = if hooks == "socket" {
+        ["sock_send_length", "sock_recv_length"]
+    } else {
+        ["sys_enter", "sys_exit"]
+    };
+    let mut helper = Guard::spawn(
+        Command::new("python3")
+            .arg(crate::root_dir().join("xtask/bench/empty_probes.py"))
+            .args(tracepoints)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped()),
+    )?;
+    let lines = lines_of(helper.0.stdout.take().context("empty_probes stdout")?);
+    match lines.recv_timeout(Duration::from_secs(30)) {
+        Ok(l) if l.starts_with("READY") => Ok(helper),
+        Ok(l) => bail!("empty_probes printed {l:?}"),
+        Err(_) => bail!("empty_probes did not attach (its error is above)"),
     }
 }

@@ -42,7 +42,7 @@ use anyhow::{Context as _, bail};
 use serde_json::{Value, json};
 
 use super::parse::median;
-use super::procs::{Guard, Observer, lines_of, output_within};
+use super::procs::{Guard, Observer, empty_probes, lines_of, output_within};
 use super::{Ctx, Row};
 
 const PLAIN: &[u8] = &[b'x'; 64];
@@ -418,29 +418,6 @@ pub fn run(ctx: &Ctx) -> anyhow::Result<(Vec<Row>, Value)> {
         "arms": arms, "bpf_stats": stats,
     });
     Ok((rows, v))
-}
-
-/// Attaches the floor's empty programs (`xtask/bench/empty_probes.py`) to the tracepoints of
-/// the observer's data hooks; they stay attached until the guard kills the helper.
-fn empty_probes(hooks: &str) -> anyhow::Result<Guard> {
-    let tracepoints: [&str; 2] = if hooks == "socket" {
-        ["sock_send_length", "sock_recv_length"]
-    } else {
-        ["sys_enter", "sys_exit"]
-    };
-    let mut helper = Guard::spawn(
-        Command::new("python3")
-            .arg(crate::root_dir().join("xtask/bench/empty_probes.py"))
-            .args(tracepoints)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped()),
-    )?;
-    let lines = lines_of(helper.0.stdout.take().context("empty_probes stdout")?);
-    match lines.recv_timeout(Duration::from_secs(30)) {
-        Ok(l) if l.starts_with("READY") => Ok(helper),
-        Ok(l) => bail!("empty_probes printed {l:?}"),
-        Err(_) => bail!("empty_probes did not attach (its error is above)"),
-    }
 }
 
 /// (name, run_time_ns, run_cnt) of the programs held by process `owner` (all programs when
