@@ -4,7 +4,7 @@
 //! one of the `KIND_*` constants. The layouts are `#[repr(C)]` and padded explicitly so that both
 //! sides agree byte for byte; user space decodes them field by field at `offset_of!` positions and
 //! never casts raw bytes into these types.
-#![no_std]
+#![cfg_attr(not(feature = "std"), no_std)]
 
 /// Most bytes of one HTTP message head that reach user space, whether they come in one syscall or
 /// in many. A head longer than this is reported as truncated.
@@ -159,6 +159,15 @@ pub const SOCKET_EVENTS: [&str; 3] = [
     "events/sock/sock_recv_length",
     "events/sock/inet_sock_set_state",
 ];
+
+/// Where the observer reads tracefs (and mounts it when it is not).
+pub const TRACEFS: &str = "/sys/kernel/tracing";
+
+/// Whether the kernel under `tracefs` has every event of the socket hooks.
+#[cfg(feature = "std")]
+pub fn socket_events_present(tracefs: &std::path::Path) -> bool {
+    SOCKET_EVENTS.iter().all(|e| tracefs.join(e).exists())
+}
 
 /// Address families carried in [`ConnEvent::family`].
 pub const AF_UNIX: u16 = 1;

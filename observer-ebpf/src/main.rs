@@ -1069,8 +1069,8 @@ fn conn_exit(id: u64, args: &SyscallArgs, ret: i64, kind: u32) -> Result<(), i64
 }
 
 /// The connection behind `fd` of process `id` ended: the `close` syscall (syscall hooks) or the
-/// TCP close (socket hooks). Only closes of connections the
-/// kernel side knows about (connected, accepted, or that carried a head) are reported.
+/// TCP close (socket hooks). Only closes of connections the kernel side knows about (connected,
+/// accepted, or that carried a head) are reported.
 #[inline(always)]
 fn close(id: u64, fd: i32) {
     let key = ConnKey {

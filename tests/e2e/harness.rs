@@ -64,10 +64,7 @@ pub fn privileged() -> bool {
 /// it picks on this kernel.
 pub fn hooks_under_test() -> String {
     std::env::var("OBSERVER_HOOKS").unwrap_or_else(|_| {
-        let tracefs = Path::new("/sys/kernel/tracing");
-        let socket = observer_common::SOCKET_EVENTS
-            .iter()
-            .all(|e| tracefs.join(e).exists());
+        let socket = observer_common::socket_events_present(Path::new(observer_common::TRACEFS));
         if socket { "socket" } else { "syscall" }.into()
     })
 }

@@ -5,7 +5,7 @@ use aya::maps::{
 };
 use aya::programs::{BtfTracePoint, TracePoint};
 use aya::{Btf, BtfError, Ebpf, EbpfLoader};
-use observer_common::{SOCKET_EVENTS, config, stat, tail, traced_slot};
+use observer_common::{config, stat, tail, traced_slot};
 
 use crate::pipeline::KernelCounters;
 
@@ -27,7 +27,7 @@ pub enum Hooks {
 impl Hooks {
     /// The socket hooks where the kernel has their tracepoints, else the syscall hooks.
     pub fn detect(tracefs: &std::path::Path) -> Self {
-        if SOCKET_EVENTS.iter().all(|e| tracefs.join(e).exists()) {
+        if observer_common::socket_events_present(tracefs) {
             Hooks::Socket
         } else {
             Hooks::Syscall
@@ -382,6 +382,7 @@ fn timed_load(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use observer_common::SOCKET_EVENTS;
 
     const FORK_6_18: &str = "name: sched_process_fork\nID: 318\nformat:\n\tfield:unsigned short common_type;\toffset:0;\tsize:2;\tsigned:0;\n\tfield:int common_pid;\toffset:4;\tsize:4;\tsigned:1;\n\n\tfield:__data_loc char[] parent_comm;\toffset:8;\tsize:4;\tsigned:0;\n\tfield:pid_t parent_pid;\toffset:12;\tsize:4;\tsigned:1;\n\tfield:__data_loc char[] child_comm;\toffset:16;\tsize:4;\tsigned:0;\n\tfield:pid_t child_pid;\toffset:20;\tsize:4;\tsigned:1;\n";
     const FORK_5_15: &str = "\tfield:char parent_comm[16];\toffset:8;\tsize:16;\tsigned:1;\n\tfield:pid_t parent_pid;\toffset:24;\tsize:4;\tsigned:1;\n\tfield:char child_comm[16];\toffset:28;\tsize:16;\tsigned:1;\n\tfield:pid_t child_pid;\toffset:44;\tsize:4;\tsigned:1;\n";

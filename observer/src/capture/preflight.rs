@@ -12,7 +12,7 @@ pub const CAP_DAC_READ_SEARCH: u32 = 2;
 pub const CAP_PERFMON: u32 = 38;
 pub const CAP_BPF: u32 = 39;
 
-pub const TRACEFS: &str = "/sys/kernel/tracing";
+pub const TRACEFS: &str = observer_common::TRACEFS;
 pub const BTF: &str = "/sys/kernel/btf/vmlinux";
 
 #[derive(Debug, thiserror::Error)]

@@ -210,11 +210,8 @@ pub fn run(ctx: &Ctx) -> anyhow::Result<(Vec<Row>, Value)> {
         }
     }
     // At the budget's own rate, ~10k req/s offered (10 connections, 1 ms apart), where the
-    // observer keeps up: item 6, and item 1 as CPU rather than throughput. There the machine has
-    // CPU to spare, so an arm's cost shows as the machine's busy CPU time per request instead of
-    // as lost requests: that figure does not depend on how the scheduler shares two saturated
-    // CPUs between nginx, wrk and the observer, which moves the saturated arms by ±10-20 % from
-    // run to run here.
+    // observer keeps up: item 6, and item 1 as the machine's busy CPU time per request rather
+    // than as lost requests (see the module's documentation for how steady either is here).
     let throttle = Throttle::new()?;
     let paced = Wrk {
         connections: 10,
@@ -250,10 +247,8 @@ pub fn run(ctx: &Ctx) -> anyhow::Result<(Vec<Row>, Value)> {
 /// The paced runs: the machine's busy CPU per request per arm (item 1) and the observer's own
 /// CPU per 10,000 requests (item 6), medians over rounds.
 fn summarise_paced(runs: &[(Arm, Run)], rounds: usize) -> (Vec<Row>, Value) {
-    let of = |arm: Arm| runs.iter().filter(move |(a, _)| *a == arm).map(|(_, r)| r);
-    let med = |arm: Arm, f: &dyn Fn(&Run) -> Option<f64>| {
-        median(&of(arm).filter_map(f).collect::<Vec<_>>()).unwrap_or(f64::NAN)
-    };
+    let of = |arm: Arm| runs_of(runs, arm);
+    let med = |arm: Arm, f: &dyn Fn(&Run) -> Option<f64>| arm_median(runs, arm, f);
     // Busy CPU of the whole machine per request, in µs.
     let busy_us = |r: &Run| Some(r.busy_ms? * 1000.0 / r.wrk.requests as f64);
     let base = med(Arm::None, &busy_us);
@@ -320,11 +315,19 @@ fn steal_text(pct: Option<f64>) -> String {
         .unwrap_or_default()
 }
 
+/// The runs of one arm.
+fn runs_of(runs: &[(Arm, Run)], arm: Arm) -> impl Iterator<Item = &Run> {
+    runs.iter().filter(move |(a, _)| *a == arm).map(|(_, r)| r)
+}
+
+/// The median of a figure over one arm's runs (NaN when no run has it).
+fn arm_median(runs: &[(Arm, Run)], arm: Arm, f: &dyn Fn(&Run) -> Option<f64>) -> f64 {
+    median(&runs_of(runs, arm).filter_map(f).collect::<Vec<_>>()).unwrap_or(f64::NAN)
+}
+
 fn summarise(runs: &[(Arm, Run)], rounds: usize, seconds: u32) -> (Vec<Row>, Value) {
-    let of = |arm: Arm| runs.iter().filter(move |(a, _)| *a == arm).map(|(_, r)| r);
-    let med = |arm: Arm, f: &dyn Fn(&Run) -> Option<f64>| {
-        median(&of(arm).filter_map(f).collect::<Vec<_>>()).unwrap_or(f64::NAN)
-    };
+    let of = |arm: Arm| runs_of(runs, arm);
+    let med = |arm: Arm, f: &dyn Fn(&Run) -> Option<f64>| arm_median(runs, arm, f);
     let base_rps = med(Arm::None, &|r| Some(r.wrk.rps));
     let base_p99 = med(Arm::None, &|r| Some(r.wrk.p99_us));
     let mut rows = vec![

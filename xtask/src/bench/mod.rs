@@ -74,11 +74,11 @@ pub struct Ctx {
 
 /// The hooks the observer picks by itself: the socket hooks where tracefs has their events.
 fn default_hooks() -> &'static str {
-    let tracefs = Path::new("/sys/kernel/tracing");
-    let socket = observer_common::SOCKET_EVENTS
-        .iter()
-        .all(|e| tracefs.join(e).exists());
-    if socket { HOOKS[0] } else { HOOKS[1] }
+    if observer_common::socket_events_present(Path::new(observer_common::TRACEFS)) {
+        HOOKS[0]
+    } else {
+        HOOKS[1]
+    }
 }
 
 /// A line of the result table.
