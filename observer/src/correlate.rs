@@ -16,7 +16,9 @@
 //!    several, keep-alive with the previous one in its grace period, the one still unanswered wins;
 //!    several answered ones are ambiguous), or, failing that, by a thread spawned (clone parentage,
 //!    up to `MAX_THREAD_DEPTH` levels) by the thread that read the one unanswered request. Spawned
-//!    threads are often shared workers, so an answered request is no evidence for them.
+//!    threads are often shared workers, so an answered request is no evidence for them. Never in
+//!    a process whose threads are not request contexts ([`Correlator::set_threads_shared`]: Go,
+//!    whose goroutines share a few OS threads and whose HTTP client writes from its own goroutine).
 //! 3. **single_active**: exactly one is active, or exactly one is still unanswered and the others
 //!    are only in their grace period (a thread pool whose client writes from its own threads, as
 //!    Java's HttpClient does, serving sequential requests).
@@ -328,6 +330,8 @@ struct Process {
     recent_order: VecDeque<(u64, u128)>,
     /// Thread id -> the thread that created it.
     parent: HashMap<u32, u32>,
+    /// Its OS threads run many requests' code in turn (Go): a thread is no evidence.
+    threads_shared: bool,
 }
 
 /// Where an inbound request of a [`Process`] is.
@@ -568,6 +572,17 @@ impl Correlator {
         };
         *counter = counter.saturating_sub(1);
         self.stats.unknown += 1;
+    }
+
+    /// Says whether the OS threads of `pid` run many requests' code in turn (a Go program), so
+    /// that the thread rule never applies there. Call it before the process's first event (and
+    /// again after an exec); it holds until the process exits.
+    pub fn set_threads_shared(&mut self, pid: u32, shared: bool) {
+        if shared {
+            self.procs.entry(pid).or_default().threads_shared = true;
+        } else if let Some(p) = self.procs.get_mut(&pid) {
+            p.threads_shared = false;
+        }
     }
 
     pub fn on_fork(&mut self, pid: u32, parent_tid: u32, child_tid: u32) {
@@ -861,6 +876,9 @@ fn attribute<'a>(
         return (Attribution::TraceId, Some(i));
     }
     let is_open = |i: &&Inbound| i.end_ns.is_none();
+    if p.threads_shared {
+        return single_active(cands);
+    }
     // 2a. The same thread read it: strong evidence (thread-per-connection servers, event loops).
     //     The unanswered one wins; several answered ones (keep-alive, grace) cannot be told apart.
     let tid = o.origin.tid;
@@ -884,12 +902,18 @@ fn attribute<'a>(
     if let Some(i) = spawned.only() {
         return (Attribution::Thread, Some(i));
     }
-    // 3. The only active one; requests already answered (in their grace period) give way to the
-    //    one unanswered request.
+    single_active(cands)
+}
+
+/// Rule 3: the only active one; requests already answered (in their grace period) give way to
+/// the one unanswered request. Otherwise ambiguous.
+fn single_active<'a>(
+    cands: impl Iterator<Item = &'a Inbound> + Clone,
+) -> (Attribution, Option<&'a Inbound>) {
     if let Some(i) = Unique::of(cands.clone()).only() {
         return (Attribution::SingleActive, Some(i));
     }
-    if let Some(i) = Unique::of(cands.filter(is_open)).only() {
+    if let Some(i) = Unique::of(cands.filter(|i| i.end_ns.is_none())).only() {
         return (Attribution::SingleActive, Some(i));
     }
     (Attribution::Ambiguous, None)

@@ -39,6 +39,8 @@ pub struct Snapshot {
     pub summary: SummaryRecord,
     /// Processes with metadata in use (observed and seen).
     pub processes: u64,
+    /// Of those, Go programs (attributed without the thread rule).
+    pub go_processes: u64,
     /// OTLP export: items dropped and failed batches so far.
     pub export_dropped: u64,
     pub export_failures: u64,
@@ -270,6 +272,12 @@ impl Collector for SnapshotCollector {
             "observer_processes",
             "Processes with traffic seen and metadata cached",
             self.s.processes,
+        )?;
+        gauge(
+            &mut enc,
+            "observer_go_processes",
+            "Of those, Go programs: their outbound calls are never attributed by thread",
+            self.s.go_processes,
         )?;
         plain_counter(
             &mut enc,

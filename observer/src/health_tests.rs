@@ -13,6 +13,7 @@ fn snapshot() -> Snapshot {
     s.summary.capture.connections = 42;
     s.summary.capture.connections_evicted_overflow = 9;
     s.processes = 4;
+    s.go_processes = 1;
     s.export_dropped = 11;
     s
 }
@@ -66,6 +67,7 @@ fn metrics_carry_every_counter_with_its_labels() {
         "observer_connections 42",
         "observer_connections_evicted_total{cause=\"overflow\"} 9",
         "observer_processes 4",
+        "observer_go_processes 1",
         "observer_export_dropped_total 11",
         "# TYPE observer_propagation_breaks counter",
         "# EOF",

@@ -6,8 +6,9 @@
 //! * transforms (pure, no I/O): [`http::tracker`] reassembles heads and pairs exchanges,
 //!   [`correlate`] relates inbound to outbound requests and finds propagation breaks,
 //!   [`pipeline`] joins them and turns findings into records;
-//! * metadata: [`procinfo`] reads `/proc` ([`cgroup`] for containers), [`k8s`] adds the pod from
-//!   the Kubernetes API (`--kubernetes`);
+//! * metadata: [`procinfo`] reads `/proc` ([`cgroup`] for containers, [`runtime`] for the
+//!   language runtime of the executable), [`k8s`] adds the pod from the Kubernetes API
+//!   (`--kubernetes`);
 //! * sinks: [`output`] renders records as JSON lines or readable lines; [`export`] sends them over
 //!   OTLP.
 pub mod allocator;
@@ -21,6 +22,7 @@ pub mod k8s;
 pub mod output;
 pub mod pipeline;
 pub mod procinfo;
+pub mod runtime;
 #[cfg(test)]
 mod testutil;
 pub mod text;

@@ -344,11 +344,17 @@ async fn run(args: Args) -> anyhow::Result<()> {
         args.output == Format::Pretty && std::io::stdout().is_terminal(),
         !args.no_spans,
     );
+    let go_pids = pids
+        .iter()
+        .copied()
+        .filter(|&pid| os.runtime_of(pid).is_go())
+        .collect();
     let mut records = vec![Record::Ready {
         pids: args.pids.clone(),
         all: args.all,
         probes: capture.probes(),
         hooks: cfg.hooks,
+        go_pids,
         version: env!("CARGO_PKG_VERSION"),
     }];
     if !sink.write(&mut records)? {
@@ -419,6 +425,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 health.publish(health::Snapshot {
                     summary,
                     processes: pipeline.processes() as u64,
+                    go_processes: pipeline.go_processes() as u64,
                     export_dropped,
                     export_failures,
                 });

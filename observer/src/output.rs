@@ -38,6 +38,9 @@ pub struct ProcessMeta {
     pub pod_uid: Option<String>,
     /// Its pod and container (`--kubernetes`).
     pub k8s: Option<Arc<K8sMeta>>,
+    /// The language runtime of its executable (Go programs are attributed without the thread
+    /// rule).
+    pub runtime: crate::runtime::Runtime,
 }
 
 /// A complete exchange seen by one process.
@@ -187,6 +190,8 @@ pub enum Record {
         probes: usize,
         /// Which kernel hooks capture the traffic.
         hooks: crate::capture::loader::Hooks,
+        /// The Go programs among the processes observed at start (never attributed by thread).
+        go_pids: Vec<u32>,
         version: &'static str,
     },
     Span(SpanRecord),
@@ -247,6 +252,7 @@ fn pretty(record: &Record, colour: bool) -> String {
             all,
             probes,
             hooks,
+            go_pids,
             ..
         } => {
             let what = if *all {
@@ -254,8 +260,13 @@ fn pretty(record: &Record, colour: bool) -> String {
             } else {
                 format!("pid {pids:?}")
             };
+            let go = if go_pids.is_empty() {
+                String::new()
+            } else {
+                format!("; Go programs {go_pids:?}, attributed without the thread rule")
+            };
             format!(
-                "{} observing {what} with {probes} probes attached ({hooks} hooks)",
+                "{} observing {what} with {probes} probes attached ({hooks} hooks{go})",
                 paint("READY", "1;32", colour)
             )
         }

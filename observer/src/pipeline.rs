@@ -194,6 +194,14 @@ impl Pipeline {
         self.names.len()
     }
 
+    /// Of those, the Go programs (attributed without the thread rule).
+    pub fn go_processes(&self) -> usize {
+        self.names
+            .values()
+            .filter(|k| k.meta.runtime.is_go())
+            .count()
+    }
+
     pub fn connections(&self) -> usize {
         self.tracker.connections()
     }
@@ -295,6 +303,16 @@ impl Pipeline {
             self.newly_excluded.push(origin.pid);
             self.names.remove(&origin.pid);
             return;
+        }
+        if first_sight {
+            let shared = !meta.runtime.threads_are_request_context();
+            if shared {
+                tracing::info!(
+                    pid = origin.pid, service = %meta.service, version = meta.runtime.version(),
+                    "a Go program: outbound calls are never attributed by thread"
+                );
+            }
+            self.correlator.set_threads_shared(origin.pid, shared);
         }
         match ev {
             Event::Fork { origin, child_tid } => {

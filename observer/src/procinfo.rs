@@ -1,8 +1,9 @@
 //! What the observer reads from `/proc`: process names, descendants of a pid, and the socket
 //! behind an fd that existed before the observer attached (inode -> /proc/PID/net/tcp{,6}).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
+use std::os::unix::fs::MetadataExt as _;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -12,6 +13,7 @@ use crate::http::tracker::{FdKind, SocketLookup};
 use crate::k8s::{K8sMeta, SharedIndex};
 use crate::output::ProcessMeta;
 use crate::pipeline::ProcView;
+use crate::runtime::{self, Runtime};
 use crate::text::SharedStr;
 
 /// `/proc` (or a host's `/proc` mounted elsewhere), and with `--kubernetes` the pods of the node.
@@ -19,7 +21,13 @@ use crate::text::SharedStr;
 pub struct Procfs {
     root: PathBuf,
     pods: Option<SharedIndex>,
+    /// The runtime of each executable file read so far, by (device, inode): a node runs many
+    /// processes of few programs.
+    runtimes: HashMap<(u64, u64), Runtime>,
 }
+
+/// Executables whose runtime is remembered at most (the cache starts over when full).
+const RUNTIMES_KEPT: usize = 1024;
 
 impl Default for Procfs {
     fn default() -> Self {
@@ -32,6 +40,7 @@ impl Procfs {
         Procfs {
             root: root.into(),
             pods: None,
+            runtimes: HashMap::new(),
         }
     }
 
@@ -53,6 +62,31 @@ impl Procfs {
 
     fn handle(&self, pid: u32) -> Option<Process> {
         Process::new_with_root(self.root.join(pid.to_string())).ok()
+    }
+
+    /// The language runtime of the process's executable; `Other` when it cannot be read (the
+    /// process is gone, or its file is not ELF), said at debug level.
+    pub fn runtime_of(&mut self, pid: u32) -> Runtime {
+        let exe = self.root.join(pid.to_string()).join("exe");
+        let key = match std::fs::metadata(&exe) {
+            Ok(m) => (m.dev(), m.ino()),
+            Err(e) => {
+                tracing::debug!(pid, error = %e, "executable not readable; runtime unknown");
+                return Runtime::Other;
+            }
+        };
+        if let Some(r) = self.runtimes.get(&key) {
+            return r.clone();
+        }
+        let r = runtime::of_file(&exe).unwrap_or_else(|e| {
+            tracing::debug!(pid, error = %e, "runtime unknown");
+            Runtime::Other
+        });
+        if self.runtimes.len() >= RUNTIMES_KEPT {
+            self.runtimes.clear();
+        }
+        self.runtimes.insert(key, r.clone());
+        r
     }
 
     pub fn exists(&self, pid: u32) -> bool {
@@ -136,6 +170,7 @@ impl ProcView for Procfs {
             .map(|c| crate::cgroup::parse(&c));
         let cg = cg.unwrap_or_default();
         let k8s = self.pod_of(cg.pod_uid.as_deref(), cg.container_id.as_deref());
+        let runtime = self.runtime_of(pid);
         ProcessMeta {
             pid,
             service: self.service_of(pid, k8s.as_ref()),
@@ -145,6 +180,7 @@ impl ProcView for Procfs {
             container_id: cg.container_id.map(SharedStr::from),
             pod_uid: cg.pod_uid,
             k8s: k8s.map(Arc::new),
+            runtime,
         }
     }
 

@@ -164,6 +164,39 @@ pub fn svc(runtime: &str, downstream: Option<u16>, extra: &[&str]) -> (Proc, u16
     listening(cmd)
 }
 
+/// Builds tests/apps/svc.go with Debian's `golang-go` (installed by `cargo xtask setup`) into
+/// `dir`, stripped of its symbol table and DWARF (`-ldflags=-s -w`) when `stripped`.
+pub fn go_build(dir: &Path, stripped: bool) -> PathBuf {
+    let out = dir.join(if stripped { "svc-stripped" } else { "svc" });
+    let mut c = Command::new("go");
+    c.arg("build");
+    if stripped {
+        c.arg("-ldflags=-s -w");
+    }
+    c.arg("-o")
+        .arg(&out)
+        .arg(apps_dir().join("svc.go"))
+        .env("GOCACHE", root_dir().join("target/go-cache"))
+        .env("GOFLAGS", "-mod=mod")
+        .env("GO111MODULE", "off");
+    let status = c
+        .status()
+        .unwrap_or_else(|e| panic!("go build (golang-go, from cargo xtask setup): {e}"));
+    assert!(status.success(), "{c:?}: {status}");
+    out
+}
+
+/// A Go test service (tests/apps/svc.go) built by [`go_build`], with `GOMAXPROCS` threads.
+pub fn go_svc(bin: &Path, downstream: Option<u16>, gomaxprocs: u32) -> (Proc, u16) {
+    let mut cmd = Command::new(bin);
+    cmd.args(["--port", "0"])
+        .env("GOMAXPROCS", gomaxprocs.to_string());
+    if let Some(p) = downstream {
+        cmd.args(["--downstream", &format!("http://127.0.0.1:{p}")]);
+    }
+    listening(cmd)
+}
+
 /// The observer, printing JSON lines.
 pub struct Observer {
     proc: Proc,
@@ -171,6 +204,8 @@ pub struct Observer {
     stderr: Receiver<String>,
     /// Records read by `wait_for` while it ran; `stop` returns them first.
     seen: Vec<Value>,
+    /// Its ready record.
+    pub ready: Value,
 }
 
 impl Observer {
@@ -206,11 +241,12 @@ impl Observer {
             let _ = BufReader::new(err_pipe).read_to_string(&mut s);
             let _ = etx.send(s);
         });
-        let obs = Observer {
+        let mut obs = Observer {
             proc: Proc { child },
             lines,
             stderr,
             seen: Vec::new(),
+            ready: Value::Null,
         };
         let first = obs
             .lines
@@ -228,6 +264,7 @@ impl Observer {
         // `cargo xtask test` runs the suite once per set of kernel hooks (OBSERVER_HOOKS, which
         // the observer reads): each run must be using the hooks it is meant to test.
         assert_eq!(v["hooks"], hooks_under_test().as_str(), "hooks in use: {v}");
+        obs.ready = v;
         obs
     }
 

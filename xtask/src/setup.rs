@@ -19,7 +19,7 @@ pub fn ebpf_toolchain() -> String {
 
 /// Debian packages: real servers and clients for the end-to-end tests. LLVM (for bpf-linker) is
 /// added in the version of the kernel programs' toolchain's LLVM.
-const APT_PACKAGES: &[&str] = &["nginx-light", "curl", "wrk", "bpftool"];
+const APT_PACKAGES: &[&str] = &["nginx-light", "curl", "wrk", "bpftool", "golang-go"];
 
 fn quiet_ok(cmd: &mut Command) -> bool {
     cmd.stdout(Stdio::null())

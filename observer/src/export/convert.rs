@@ -1,8 +1,9 @@
 //! Records -> OTLP requests. Pure.
 //!
 //! * Spans: one resource per observed process (`service.name`, `process.pid`,
-//!   `process.executable.name`, `process.command`, `container.id`, the `k8s.*` attributes of its
-//!   pod, `host.name`, plus OTEL_RESOURCE_ATTRIBUTES),
+//!   `process.executable.name`, `process.command`, `process.runtime.{name,version}` (Go),
+//!   `container.id`, the `k8s.*` attributes of its pod, `host.name`, plus
+//!   OTEL_RESOURCE_ATTRIBUTES),
 //!   attributes per the OpenTelemetry HTTP semantic conventions, name = method (no route is
 //!   known), status Error for 5xx and, on client spans, 4xx. A span whose request carried no
 //!   trace id starts a new trace (random id). Breaks attributed to a server span become span
@@ -77,6 +78,12 @@ fn resource(p: &ProcessMeta, host: &HostInfo) -> Resource {
     }
     if let Some(c) = &p.command {
         attributes.push(s("process.command", c.clone()));
+    }
+    if let Some(name) = p.runtime.name() {
+        attributes.push(s("process.runtime.name", name.to_owned()));
+    }
+    if let Some(v) = p.runtime.version() {
+        attributes.push(s("process.runtime.version", v.to_owned()));
     }
     if let Some(c) = &p.container_id {
         attributes.push(s("container.id", c.clone()));
