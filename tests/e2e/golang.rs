@@ -34,7 +34,7 @@ impl Call {
 /// B3 and W3C in turn.
 fn plan(n: u32) -> Call {
     let route = ROUTES[(n % 5) as usize];
-    let traced = (n / 5) % 5 != 0;
+    let traced = !(n / 5).is_multiple_of(5);
     Call {
         route,
         trace: traced.then(|| format!("{:08x}{:024x}", 0x60d0_0000u32 + n, 0xabcdef + n)),
@@ -43,7 +43,7 @@ fn plan(n: u32) -> Call {
 
 fn headers(n: u32, trace: &str) -> Vec<(&'static str, String)> {
     let span = format!("{:016x}", 0x5a00 + n);
-    if n % 2 == 0 {
+    if n.is_multiple_of(2) {
         vec![
             ("traceparent", format!("00-{trace}-{span}-01")),
             ("tracestate", "congo=t61rcWkgMzE".into()),
