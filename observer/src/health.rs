@@ -19,7 +19,7 @@ use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Registry;
 
-use crate::output::SummaryRecord;
+use crate::record::SummaryRecord;
 
 /// Without a published snapshot for this long, the main loop is taken to be stuck: `/healthz` fails.
 pub const STALE_AFTER: Duration = Duration::from_secs(10);

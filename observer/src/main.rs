@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Parser;
-use observer::capture::loader::{Capture, CaptureConfig, Hooks};
+use observer::capture::hooks::Hooks;
+use observer::capture::loader::{Capture, CaptureConfig};
 use observer::capture::pace::Pacer;
 use observer::capture::preflight::{self, LinuxHost};
 use observer::capture::reader::RingReader;
@@ -18,9 +19,10 @@ use observer::health::{self, Health};
 use observer::http::head::ParseOptions;
 use observer::http::table::Limits;
 use observer::k8s::{self, SharedIndex};
-use observer::output::{self, Format, Record};
+use observer::output::{self, Format};
 use observer::pipeline::{Pipeline, ProcessFilter};
 use observer::procinfo::Procfs;
+use observer::record::{ExportCounts, Record};
 use observer::tracectx::{HeaderSet, TraceHeader};
 use tokio::signal::unix::{SignalKind, signal};
 
@@ -457,7 +459,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         records.iter().for_each(|r| x.record(r));
         x.capture_stats(&summary);
         let losses = x.shutdown(Duration::from_secs(5)).await;
-        summary.export = Some(output::ExportCounts {
+        summary.export = Some(ExportCounts {
             failures: losses.1,
             dropped: losses.0,
         });

@@ -25,7 +25,7 @@ use prost::Message;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::config::{Protocol, SignalConfig};
-use crate::output::{BreakInbound, BreakOutbound, ProcessMeta};
+use crate::record::{Attribution, BreakInbound, BreakOutbound, BreakReason, ProcessMeta, SpanKind};
 use crate::testutil::eventually;
 
 /// What an in-process OTLP receiver got.
@@ -228,7 +228,7 @@ fn meta() -> Arc<ProcessMeta> {
 
 fn span_record(n: u64) -> Record {
     Record::Span(SpanRecord {
-        kind: "server",
+        kind: SpanKind::Server,
         pid: 42,
         tid: 43,
         service: "orders".into(),
@@ -255,8 +255,8 @@ fn span_record(n: u64) -> Record {
 
 fn break_record() -> Record {
     Record::Break(BreakRecord {
-        reason: "missing",
-        attribution: "thread",
+        reason: BreakReason::Missing,
+        attribution: Attribution::Thread,
         pid: 42,
         tid: 43,
         service: "orders".into(),

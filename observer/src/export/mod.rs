@@ -21,7 +21,7 @@ use tokio::sync::Notify;
 use self::config::{ExportConfig, Signal};
 use self::convert::{Counters, HostInfo};
 use self::transport::Transport;
-use crate::output::{BreakRecord, PeerText, Record, SpanRecord, SummaryRecord};
+use crate::record::{BreakRecord, PeerText, Record, SpanKind, SpanRecord, SummaryRecord};
 use crate::text::SharedStr;
 
 /// Items per export request.
@@ -164,7 +164,7 @@ impl Exporter {
         match r {
             Record::Span(s) => {
                 let c = &mut sh.counters;
-                if s.kind == "server" {
+                if s.kind == SpanKind::Server {
                     *c.inbound.entry(s.process.service.clone()).or_default() += 1;
                 } else {
                     *c.outbound
@@ -177,7 +177,7 @@ impl Exporter {
                 let peer = peer_label(&b.outbound.host, &b.outbound.peer);
                 *sh.counters
                     .breaks
-                    .entry((b.service.to_string(), peer, b.reason.to_owned()))
+                    .entry((b.service.to_string(), peer, b.reason.as_str().to_owned()))
                     .or_default() += 1;
                 sh.breaks.push(b.clone());
                 if sh.recent_breaks.len() >= RECENT_BREAKS {
