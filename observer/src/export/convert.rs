@@ -31,7 +31,10 @@ use opentelemetry_proto::tonic::trace::v1::{
     ResourceSpans, ScopeSpans, Span, Status, span, status,
 };
 
-use crate::record::{BreakReason, BreakRecord, ProcessMeta, SpanKind, SpanRecord};
+use crate::record::{
+    BreakReason, BreakRecord, Otlp, ProcessMeta, SUMMARY_COUNTERS, SpanKind, SpanRecord,
+    SummaryRecord,
+};
 
 pub const EVENT_NAME: &str = "observer.propagation_break";
 const SCOPE: &str = "observer";
@@ -413,6 +416,21 @@ pub struct Counters {
     pub export_dropped: BTreeMap<&'static str, u64>,
     /// signal -> items waiting (a gauge).
     pub queue_depth: BTreeMap<&'static str, u64>,
+}
+
+impl Counters {
+    /// Takes the summary's counters that OTLP exports (see [`SUMMARY_COUNTERS`]).
+    pub fn set_summary(&mut self, s: &SummaryRecord) {
+        for m in SUMMARY_COUNTERS.iter().flat_map(|f| f.members) {
+            match m.otlp {
+                Otlp::Capture(name) => {
+                    self.capture.insert(name, (m.value)(s));
+                }
+                Otlp::Events => self.events = (m.value)(s),
+                Otlp::No => {}
+            }
+        }
+    }
 }
 
 fn point(attrs: Vec<KeyValue>, start: u64, now: u64, v: u64) -> NumberDataPoint {

@@ -398,6 +398,57 @@ fn metrics_are_cumulative_counters_with_attributes() {
     }
 }
 
+/// The summary's counters under `observer.capture` and `observer.events`: these names, these
+/// values, and no others.
+#[test]
+fn summary_counters_exported_as_metrics() {
+    let mut s = crate::record::SummaryRecord {
+        inbound: 1,
+        outbound: 2,
+        propagated: 3,
+        unknown: 4,
+        unattributed: 5,
+        untraced: 6,
+        background: 7,
+        telemetry: 8,
+        ..Default::default()
+    };
+    let cap = &mut s.capture;
+    cap.records = 10;
+    cap.decode_errors = 11;
+    cap.ringbuf_drops = 12;
+    cap.capped = 13;
+    cap.iov_cut = 14;
+    cap.read_faults = 15;
+    cap.unread_socket_calls = 16;
+    cap.truncated_heads = 17;
+    cap.unparsable_heads = 18;
+    cap.lost_heads = 19;
+    cap.connections = 20;
+    cap.connections_evicted_idle = 21;
+    cap.connections_evicted_overflow = 22;
+    s.breaks.missing = 30;
+    let mut c = Counters::default();
+    c.set_summary(&s);
+    assert_eq!(c.events, 10);
+    let want: BTreeMap<&str, u64> = [
+        ("ringbuf_drops", 12),
+        ("truncated_heads", 17),
+        ("unparsable_heads", 18),
+        ("lost_heads", 19),
+        ("capped", 13),
+        ("iov_cut", 14),
+        ("decode_errors", 11),
+        ("unknown", 4),
+        ("unattributed", 5),
+        ("connections_evicted_idle", 21),
+        ("connections_evicted_overflow", 22),
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(c.capture, want);
+}
+
 #[test]
 fn kubernetes_resource_attributes_of_a_pod_process() {
     use crate::k8s::{K8sMeta, PodMeta, Workload, WorkloadKind};

@@ -197,29 +197,7 @@ impl Exporter {
     /// Latest capture counters (from the pipeline's summary) for the metrics.
     pub fn capture_stats(&self, s: &SummaryRecord) {
         let mut sh = lock(&self.shared);
-        let c = &mut sh.counters;
-        c.events = s.capture.records;
-        for (k, v) in [
-            ("ringbuf_drops", s.capture.ringbuf_drops),
-            ("truncated_heads", s.capture.truncated_heads),
-            ("unparsable_heads", s.capture.unparsable_heads),
-            ("lost_heads", s.capture.lost_heads),
-            ("capped", s.capture.capped),
-            ("iov_cut", s.capture.iov_cut),
-            ("decode_errors", s.capture.decode_errors),
-            ("unknown", s.unknown),
-            ("unattributed", s.unattributed),
-            (
-                "connections_evicted_idle",
-                s.capture.connections_evicted_idle,
-            ),
-            (
-                "connections_evicted_overflow",
-                s.capture.connections_evicted_overflow,
-            ),
-        ] {
-            c.capture.insert(k, v);
-        }
+        sh.counters.set_summary(s);
     }
 
     /// What was dropped and failed so far, per signal: (dropped, failures).

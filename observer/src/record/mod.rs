@@ -16,7 +16,10 @@ use crate::text::{InlineStr, SharedStr, inline_ascii, inline_display};
 
 mod summary;
 
-pub use self::summary::{BreakCounts, CaptureCounts, ExportCounts, SummaryRecord};
+pub use self::summary::{
+    BreakCounts, CaptureCounts, ExportCounts, Family, Member, MetricKind, Otlp, SUMMARY_COUNTERS,
+    SummaryRecord,
+};
 /// How an outbound request was attributed, and why a break is one: the correlator's verdicts,
 /// reported as they are.
 pub use crate::correlate::{Attribution, BreakReason};
