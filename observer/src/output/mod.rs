@@ -1,10 +1,14 @@
 //! Rendering records: one JSON object per line (`--output json`, the stable contract of
-//! [`crate::record`]) or one readable line (`--output pretty`, coloured only on a terminal).
+//! [`crate::record`]) or one readable line (`--output pretty`, coloured only on a terminal); and
+//! the [`Sink`] that writes them to stdout.
 
 use crate::record::Record;
 
 mod json;
 mod pretty;
+mod sink;
+
+pub use self::sink::Sink;
 
 /// How records are printed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
