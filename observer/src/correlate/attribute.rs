@@ -91,7 +91,7 @@ pub(super) fn attribute<'a>(
     let tid = o.origin.tid;
     let same = Unique::of(cands.clone().filter(|i| i.tid == tid));
     if same.count > 0 {
-        let open = Unique::of(cands.clone().filter(|i| i.tid == tid && is_open(i)));
+        let open = Unique::of(cands.filter(|i| i.tid == tid && is_open(i)));
         return match (open.only(), same.only()) {
             (Some(i), _) => (Attribution::Thread, Some(i)),
             (None, Some(i)) if open.count == 0 => (Attribution::Thread, Some(i)),

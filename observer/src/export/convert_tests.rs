@@ -33,11 +33,7 @@ fn span_rec(pid: u32, kind: SpanKind, status: u16, span_id: &str) -> SpanRecord 
         parent_span_id: Some(inline_str("00f067aa0ba902b7")),
         start: Default::default(),
         duration_ms: 1.0,
-        attribution: if kind == SpanKind::Client {
-            Some(Attribution::Thread)
-        } else {
-            None
-        },
+        attribution: (kind == SpanKind::Client).then_some(Attribution::Thread),
         user_agent: Some("curl/8".into()),
         cgroup: None,
         container_id: None,
