@@ -26,8 +26,14 @@ fn main() -> anyhow::Result<()> {
     }
     // `-Z build-std=core` (the BPF target ships no precompiled core) on a stable toolchain: the
     // nested cargo that aya-build starts inherits this, and aya-build then passes the flag.
+    #[expect(
+        unsafe_code,
+        reason = "set_var is unsafe where other threads may read the environment"
+    )]
     // SAFETY: a build script runs on one thread; nothing else reads or writes its environment.
-    unsafe { std::env::set_var("RUSTC_BOOTSTRAP", "1") };
+    unsafe {
+        std::env::set_var("RUSTC_BOOTSTRAP", "1");
+    }
     let package = aya_build::Package {
         name: "observer-ebpf",
         root_dir: concat!(env!("CARGO_MANIFEST_DIR"), "/../observer-ebpf"),

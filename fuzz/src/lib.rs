@@ -1,5 +1,5 @@
 //! Shared code of the fuzz targets in `fuzz_targets/`: the input formats (read by the targets,
-//! written by the seed generator `examples/gen_seeds.rs`) and the invariants checked on every
+//! written by the seed generator `examples/gen_seeds/`) and the invariants checked on every
 //! input. Each target is a thin wrapper around one `check` function here.
 //!
 //! * [`records`]: ring-buffer records into `capture::record::decode`, as raw bytes and as

@@ -257,7 +257,12 @@ pub struct ConnState {
 #[cfg(feature = "user")]
 mod user {
     use super::*;
-    // SAFETY: plain #[repr(C)] integer structs with explicit padding fields: every bit pattern is valid.
+
+    // SAFETY: a plain #[repr(C)] struct of integers with explicit padding fields: every bit
+    // pattern is a valid value.
+    #[expect(unsafe_code, reason = "aya reads map keys as bytes: a Pod type")]
     unsafe impl aya::Pod for ConnKey {}
+    // SAFETY: as ConnKey, integers and structs of integers only.
+    #[expect(unsafe_code, reason = "aya reads map values as bytes: a Pod type")]
     unsafe impl aya::Pod for ConnState {}
 }

@@ -17,13 +17,14 @@ use std::hint::black_box;
 use std::net::SocketAddr;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use observer::capture::hooks::KernelCounters;
 use observer::capture::record::{Origin, decode_ref, raw};
 use observer::correlate::{Config, IdSource};
 use observer::http::head::ParseOptions;
 use observer::http::table::Limits;
 use observer::http::tracker::{FdKind, SocketLookup};
 use observer::output::{Format, render_into};
-use observer::pipeline::{KernelCounters, Pipeline, ProcView};
+use observer::pipeline::{Pipeline, ProcView};
 use observer_common::{KIND_ACCEPT, KIND_CLOSE, KIND_CONNECT};
 use stats_alloc::{INSTRUMENTED_SYSTEM, StatsAlloc};
 

@@ -14,12 +14,13 @@ use bytes::Bytes;
 use http_body_util::Full;
 use hyper::{Method, Request, Response, StatusCode, body::Incoming, header};
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, MetricEncoder};
+use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Registry;
 
-use crate::output::SummaryRecord;
+use crate::record::{Family, MetricKind, SUMMARY_COUNTERS, SummaryRecord};
 
 /// Without a published snapshot for this long, the main loop is taken to be stuck: `/healthz` fails.
 pub const STALE_AFTER: Duration = Duration::from_secs(10);
@@ -149,28 +150,6 @@ struct SnapshotCollector {
     ready: bool,
 }
 
-type Labelled<'a> = &'a [(&'static str, u64)];
-
-fn counter(
-    enc: &mut DescriptorEncoder,
-    name: &str,
-    help: &str,
-    label: &str,
-    values: Labelled,
-) -> Result<(), std::fmt::Error> {
-    let mut m = enc.encode_descriptor(
-        name,
-        help,
-        None,
-        prometheus_client::metrics::MetricType::Counter,
-    )?;
-    for &(value, v) in values {
-        let labels = [(label, value)];
-        ConstCounter::new(v).encode(m.encode_family(&labels)?)?;
-    }
-    Ok(())
-}
-
 fn gauge(enc: &mut DescriptorEncoder, name: &str, help: &str, v: u64) -> std::fmt::Result {
     let g = ConstGauge::new(i64::try_from(v).unwrap_or(i64::MAX));
     g.encode(enc.encode_descriptor(name, help, None, g.metric_type())?)
@@ -181,92 +160,42 @@ fn plain_counter(enc: &mut DescriptorEncoder, name: &str, help: &str, v: u64) ->
     c.encode(enc.encode_descriptor(name, help, None, c.metric_type())?)
 }
 
+/// One family of the summary's counters: one sample per member, labelled when it has a label.
+fn family(enc: &mut DescriptorEncoder, f: &Family, s: &SummaryRecord) -> std::fmt::Result {
+    let metric_type = match f.kind {
+        MetricKind::Counter => MetricType::Counter,
+        MetricKind::Gauge => MetricType::Gauge,
+    };
+    let mut m = enc.encode_descriptor(f.name, f.help, None, metric_type)?;
+    let sample = |m: MetricEncoder, v: u64| match f.kind {
+        MetricKind::Counter => ConstCounter::new(v).encode(m),
+        MetricKind::Gauge => ConstGauge::new(i64::try_from(v).unwrap_or(i64::MAX)).encode(m),
+    };
+    match (f.label, f.members) {
+        (Some(label), members) => {
+            for member in members {
+                let labels = [(label, member.label)];
+                sample(m.encode_family(&labels)?, (member.value)(s))?;
+            }
+            Ok(())
+        }
+        (None, [member]) => sample(m, (member.value)(s)),
+        // An unlabelled family has one member (a test of the table holds it to that).
+        (None, _) => Err(std::fmt::Error),
+    }
+}
+
 impl Collector for SnapshotCollector {
     fn encode(&self, mut enc: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let s = &self.s.summary;
-        let c = &s.capture;
         gauge(
             &mut enc,
             "observer_ready",
             "1 once the kernel probes are attached",
             u64::from(self.ready),
         )?;
-        counter(
-            &mut enc,
-            "observer_requests",
-            "HTTP requests seen, by direction",
-            "direction",
-            &[("inbound", s.inbound), ("outbound", s.outbound)],
-        )?;
-        counter(
-            &mut enc,
-            "observer_outbound",
-            "Outbound requests by verdict",
-            "verdict",
-            &[
-                ("propagated", s.propagated),
-                ("unknown", s.unknown),
-                ("unattributed", s.unattributed),
-                ("untraced", s.untraced),
-                ("background", s.background),
-                ("telemetry", s.telemetry),
-            ],
-        )?;
-        counter(
-            &mut enc,
-            "observer_propagation_breaks",
-            "Propagation breaks reported, by reason",
-            "reason",
-            &[
-                ("missing", s.breaks.missing),
-                ("partial", s.breaks.partial),
-                ("mismatch", s.breaks.mismatch),
-            ],
-        )?;
-        plain_counter(
-            &mut enc,
-            "observer_records",
-            "Ring-buffer records decoded",
-            c.records,
-        )?;
-        counter(
-            &mut enc,
-            "observer_capture_losses",
-            "What the capture could not see whole, by kind",
-            "kind",
-            &[
-                ("ringbuf_drops", c.ringbuf_drops),
-                ("decode_errors", c.decode_errors),
-                ("capped", c.capped),
-                ("iov_cut", c.iov_cut),
-                ("read_faults", c.read_faults),
-                ("truncated_heads", c.truncated_heads),
-                ("unparsable_heads", c.unparsable_heads),
-                ("lost_heads", c.lost_heads),
-            ],
-        )?;
-        plain_counter(
-            &mut enc,
-            "observer_unread_socket_calls",
-            "Socket sends and receives of observed processes by calls the socket hooks do not read (sendfile, splice, sendmmsg, io_uring)",
-            c.unread_socket_calls,
-        )?;
-        gauge(
-            &mut enc,
-            "observer_connections",
-            "Connections in the user-space table",
-            c.connections,
-        )?;
-        counter(
-            &mut enc,
-            "observer_connections_evicted",
-            "Connections evicted from the table, by cause",
-            "cause",
-            &[
-                ("idle", c.connections_evicted_idle),
-                ("overflow", c.connections_evicted_overflow),
-            ],
-        )?;
+        for f in SUMMARY_COUNTERS {
+            family(&mut enc, f, &self.s.summary)?;
+        }
         gauge(
             &mut enc,
             "observer_processes",

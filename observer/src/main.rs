@@ -1,28 +1,19 @@
-//! `observer`: the command line. Everything here is the edge (I/O, signals, errors to the user).
+//! `observer`: the command line. It parses the arguments into the daemon's configuration and
+//! starts the daemon ([`daemon`]) on a single-threaded tokio runtime; everything here is the edge
+//! (I/O, signals, errors to the user).
 
-use std::io::{IsTerminal, Write};
-use std::os::fd::AsFd;
-use std::sync::Arc;
+mod daemon;
+
 use std::time::Duration;
 
-use anyhow::Context as _;
 use clap::Parser;
-use observer::capture::loader::{Capture, CaptureConfig, Hooks};
-use observer::capture::pace::Pacer;
-use observer::capture::preflight::{self, LinuxHost};
-use observer::capture::reader::RingReader;
-use observer::capture::record;
-use observer::correlate::{self, RandomIds};
-use observer::export::{self, Exporter};
-use observer::health::{self, Health};
+use observer::capture::hooks::Hooks;
+use observer::correlate;
 use observer::http::head::ParseOptions;
 use observer::http::table::Limits;
-use observer::k8s::{self, SharedIndex};
-use observer::output::{self, Format, Record};
-use observer::pipeline::{Pipeline, ProcessFilter};
-use observer::procinfo::Procfs;
+use observer::output::Format;
+use observer::pipeline::ProcessFilter;
 use observer::tracectx::{HeaderSet, TraceHeader};
-use tokio::signal::unix::{SignalKind, signal};
 
 /// jemalloc instead of glibc malloc, so that memory freed after a burst of connections goes back
 /// to the kernel (see `observer::allocator`).
@@ -123,21 +114,6 @@ fn parse_header(s: &str) -> Result<TraceHeader, String> {
     })
 }
 
-/// The kernel hooks asked for, or the best this kernel has.
-fn hooks(asked: Option<Hooks>) -> anyhow::Result<Hooks> {
-    let here = Hooks::detect(std::path::Path::new(preflight::TRACEFS));
-    match asked {
-        None => Ok(here),
-        Some(Hooks::Socket) if here != Hooks::Socket => anyhow::bail!(
-            "--hooks socket needs the tracepoints sock_send_length, sock_recv_length and \
-             inet_sock_set_state (kernel 6.3 and later), and this kernel lacks one of them under \
-             {}/events/sock; use --hooks syscall",
-            preflight::TRACEFS
-        ),
-        Some(h) => Ok(h),
-    }
-}
-
 fn parse_ring_mib(s: &str) -> Result<u32, String> {
     let v: u32 = s.parse().map_err(|e| format!("{e}"))?;
     if v == 0 || !v.is_power_of_two() || v > 1024 {
@@ -146,325 +122,49 @@ fn parse_ring_mib(s: &str) -> Result<u32, String> {
     Ok(v)
 }
 
-/// CLOCK_MONOTONIC in ns: the kernel's record timestamps (`bpf_ktime_get_ns`) are on this clock.
-fn monotonic_ns() -> anyhow::Result<u64> {
-    let t = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)?;
-    Ok(u64::try_from(t.tv_sec())? * 1_000_000_000 + u64::try_from(t.tv_nsec())?)
-}
-
-/// CLOCK_REALTIME - CLOCK_MONOTONIC: turns the kernel's timestamps into wall-clock time.
-fn wall_offset_ns() -> anyhow::Result<i128> {
-    use nix::time::{ClockId, clock_gettime};
-    let ns = |t: nix::sys::time::TimeSpec| {
-        i128::from(t.tv_sec()) * 1_000_000_000 + i128::from(t.tv_nsec())
-    };
-    let mono = clock_gettime(ClockId::CLOCK_MONOTONIC)?;
-    let real = clock_gettime(ClockId::CLOCK_REALTIME)?;
-    Ok(ns(real) - ns(mono))
-}
-
-/// Room kept in the sink's buffer for the next line: a span is ~400 bytes.
-const LINE_CAPACITY: usize = 1024;
-
-/// Records on stdout, rendered into one buffer that is written straight to stdout's fd (no
-/// `Stdout` lock or line buffering) when it fills and after each drained batch.
-struct Sink {
-    out: std::fs::File,
-    format: Format,
-    colour: bool,
-    /// `--no-spans`: spans are not printed (they still go to OTLP).
-    spans: bool,
-    /// Rendered lines not yet written.
-    buf: Vec<u8>,
-    /// The first write error; records after it are dropped and it is returned by [`Sink::write`].
-    failed: Option<std::io::Error>,
-}
-
-impl Sink {
-    fn new(out: std::fs::File, format: Format, colour: bool, spans: bool) -> Sink {
-        Sink {
-            out,
-            format,
-            colour,
-            spans,
-            buf: Vec::with_capacity(SINK_BUFFER),
-            failed: None,
+impl Args {
+    /// What the daemon is to do.
+    fn daemon_config(self) -> daemon::Config {
+        let mut require = HeaderSet::default();
+        require.insert(TraceHeader::Tracestate);
+        for h in &self.require {
+            require.insert(*h);
+        }
+        daemon::Config {
+            pids: self.pids,
+            all: self.all,
+            filter: ProcessFilter {
+                exclude_comm: self.exclude_comm,
+                cgroup: self.cgroup,
+                container: self.container,
+            },
+            proc_root: self.proc_root,
+            output: self.output,
+            spans: !self.no_spans,
+            duration: self.duration.map(|s| Duration::from_secs_f64(s.max(0.0))),
+            parse: ParseOptions {
+                keep_query: self.capture_query,
+            },
+            correlate: correlate::Config {
+                grace_ns: self.grace_ms * 1_000_000,
+                require,
+                ..correlate::Config::default()
+            },
+            limits: Limits {
+                max_connections: self.max_connections,
+                max_per_process: self.max_connections_per_process,
+                idle_ns: self.idle_timeout.saturating_mul(1_000_000_000),
+            },
+            otlp_endpoint: self.otlp_endpoint,
+            service_name: self.service_name,
+            listen: self.listen,
+            kubernetes: self.kubernetes,
+            node_name: self.node_name,
+            ring_buffer_bytes: self.ring_buffer_mib << 20,
+            read_interval: Duration::from_millis(self.read_interval_ms),
+            hooks: self.hooks,
         }
     }
-
-    /// Renders records, writing the buffer out when it fills; a write error is kept for
-    /// [`Sink::write`]. Records are rendered while a batch is read, not after it, so that each
-    /// is rendered while what it is made of is still in the cache.
-    fn render(&mut self, records: &mut Vec<Record>) {
-        for r in records.drain(..) {
-            if self.failed.is_some() || (!self.spans && matches!(r, Record::Span(_))) {
-                continue;
-            }
-            output::render_into(&r, self.format, self.colour, &mut self.buf);
-            self.buf.push(b'\n');
-            if self.buf.len() + LINE_CAPACITY > SINK_BUFFER {
-                self.write_out();
-            }
-        }
-    }
-
-    fn write_out(&mut self) {
-        if let Err(e) = self.out.write_all(&self.buf) {
-            self.failed = Some(e);
-        }
-        self.buf.clear();
-    }
-
-    /// Renders `records` and writes out what is buffered; `Ok(false)` when stdout is gone (a
-    /// closed pipe ends the run quietly).
-    fn write(&mut self, records: &mut Vec<Record>) -> anyhow::Result<bool> {
-        self.render(records);
-        if !self.buf.is_empty() && self.failed.is_none() {
-            self.write_out();
-        }
-        match self.failed.take() {
-            Some(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(false),
-            Some(e) => Err(e).context("writing to stdout"),
-            None => Ok(true),
-        }
-    }
-}
-
-/// Hands records to the exporter (if any) and renders them into the sink.
-fn emit(exporter: Option<&Exporter>, sink: &mut Sink, records: &mut Vec<Record>) {
-    if let Some(x) = exporter {
-        records.iter().for_each(|r| x.record(r));
-    }
-    sink.render(records);
-}
-
-/// `--kubernetes`: the index of this node's pods, kept up to date by a watcher task from now on.
-async fn kubernetes(node: Option<&str>) -> anyhow::Result<SharedIndex> {
-    let node = node
-        .filter(|n| !n.is_empty())
-        .ok_or(k8s::Error::NoNodeName)?;
-    let client = k8s::watch::client().await?;
-    let index = SharedIndex::default();
-    k8s::watch::spawn(client, node.to_owned(), index.clone());
-    Ok(index)
-}
-
-/// Most bytes of rendered records buffered before a write to stdout: a pipe's default capacity,
-/// so that a write to a pipe being read does not wait for the reader.
-const SINK_BUFFER: usize = 64 << 10;
-
-/// Records made while a batch is read that are handed to the exporter and rendered at once.
-const STREAM_RECORDS: usize = 32;
-
-/// Records drained from the ring buffer before other work (signals, drop checks) gets a turn.
-const DRAIN_BATCH: usize = 8192;
-
-async fn run(args: Args) -> anyhow::Result<()> {
-    let export =
-        export::config::from_env(args.otlp_endpoint.as_deref(), &|k| std::env::var(k).ok())?;
-    let pods = if args.kubernetes {
-        Some(kubernetes(args.node_name.as_deref()).await?)
-    } else {
-        None
-    };
-    preflight::check(&LinuxHost, &args.pids)?;
-    let health = Arc::new(Health::default());
-    if let Some(addr) = args.listen {
-        let listener = health::bind(addr).await?;
-        tokio::spawn(health::serve(listener, Arc::clone(&health)));
-    }
-    let mut procfs = Procfs::new(&args.proc_root);
-    if let Some(p) = &pods {
-        procfs = procfs.with_pods(p.clone());
-    }
-    let mut pids = Vec::new();
-    for &pid in &args.pids {
-        pids.extend(procfs.with_descendants(pid));
-    }
-    let mut pacer = Pacer::new(Duration::from_millis(args.read_interval_ms));
-    let ring_buffer_bytes = args.ring_buffer_mib << 20;
-    let cfg = CaptureConfig {
-        pids: pids.clone(),
-        all: args.all,
-        ring_buffer_bytes,
-        wake_at_bytes: Pacer::wake_at_bytes(pacer.as_ref(), ring_buffer_bytes),
-        hooks: hooks(args.hooks)?,
-    };
-    let mut capture = Capture::load(&cfg)?;
-    let mut reader = RingReader::new(capture.ring()?).context("watching the ring buffer")?;
-
-    let mut require = HeaderSet::default();
-    require.insert(TraceHeader::Tracestate);
-    for h in &args.require {
-        require.insert(*h);
-    }
-    let corr = correlate::Config {
-        grace_ns: args.grace_ms * 1_000_000,
-        require,
-        ..correlate::Config::default()
-    };
-    let mut pipeline = Pipeline::new(
-        ParseOptions {
-            keep_query: args.capture_query,
-        },
-        Limits {
-            max_connections: args.max_connections,
-            max_per_process: args.max_connections_per_process,
-            idle_ns: args.idle_timeout.saturating_mul(1_000_000_000),
-        },
-        corr,
-        Box::new(RandomIds),
-        wall_offset_ns()?,
-    );
-    pipeline.set_service_name(args.service_name.clone());
-    pipeline.set_filter(ProcessFilter {
-        exclude_comm: args.exclude_comm.clone(),
-        cgroup: args.cgroup.clone(),
-        container: args.container.clone(),
-    });
-    let mut os = procfs;
-    let exporter = export.map(|cfg| {
-        let host_name = std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .map(|h| h.trim().to_owned())
-            .unwrap_or_default();
-        let host = export::convert::HostInfo {
-            host_name,
-            extra: cfg.resource.clone(),
-        };
-        Exporter::start(cfg, host)
-    });
-    let mut sink = Sink::new(
-        std::fs::File::from(
-            std::io::stdout()
-                .as_fd()
-                .try_clone_to_owned()
-                .context("duplicating stdout")?,
-        ),
-        args.output,
-        args.output == Format::Pretty && std::io::stdout().is_terminal(),
-        !args.no_spans,
-    );
-    let go_pids = pids
-        .iter()
-        .copied()
-        .filter(|&pid| os.runtime_of(pid).is_go())
-        .collect();
-    let mut records = vec![Record::Ready {
-        pids: args.pids.clone(),
-        all: args.all,
-        probes: capture.probes(),
-        hooks: cfg.hooks,
-        go_pids,
-        version: env!("CARGO_PKG_VERSION"),
-    }];
-    if !sink.write(&mut records)? {
-        return Ok(());
-    }
-    health.set_ready();
-
-    let mut sigint = signal(SignalKind::interrupt())?;
-    let mut sigterm = signal(SignalKind::terminate())?;
-    let mut tick = tokio::time::interval(Duration::from_millis(200));
-    let mut idle_tick = tokio::time::interval(Duration::from_secs(5));
-    let deadline = args
-        .duration
-        .map(|s| tokio::time::Instant::now() + Duration::from_secs_f64(s.max(0.0)));
-    let until = async {
-        match deadline {
-            Some(d) => tokio::time::sleep_until(d).await,
-            None => std::future::pending().await,
-        }
-    };
-    tokio::pin!(until);
-    let mut pods_seen = 0;
-
-    let on_record = |r: Result<record::Event, record::DecodeError>,
-                     pipeline: &mut Pipeline,
-                     os: &mut Procfs,
-                     records: &mut Vec<Record>| match r {
-        Ok(ev) => pipeline.on_event(&ev, os, records),
-        Err(e) => {
-            pipeline.count_decode_error();
-            tracing::warn!("undecodable ring-buffer record: {e}");
-        }
-    };
-
-    // With an interval, the kernel wakes the reader only past the watermark (`wake_at_bytes`):
-    // otherwise it reads when the pacer says.
-    let mut next_read = pacer.as_ref().map(|_| tokio::time::Instant::now());
-    loop {
-        let read = reader.read(next_read, DRAIN_BATCH, |r| {
-            on_record(r, &mut pipeline, &mut os, &mut records);
-            if records.len() >= STREAM_RECORDS {
-                emit(exporter.as_ref(), &mut sink, &mut records);
-            }
-        });
-        tokio::select! {
-            read = read => {
-                let read = read.context("reading the ring buffer")?;
-                if let Some(p) = pacer.as_mut() {
-                    next_read = Some(tokio::time::Instant::now() + p.after(read));
-                }
-            }
-            _ = tick.tick() => {
-                pipeline.on_drop_check(capture.counters()?, &mut records);
-                capture.flush_kernel_log();
-                // Pods came or went: processes seen before their pod was known get its metadata.
-                if let Some(generation) = pods.as_ref().map(SharedIndex::generation)
-                    && generation != pods_seen
-                {
-                    pods_seen = generation;
-                    pipeline.refresh_metadata(&mut os);
-                }
-                let summary = pipeline.summary();
-                let (export_dropped, export_failures) =
-                    exporter.as_ref().map_or((0, 0), Exporter::losses);
-                if let Some(x) = &exporter {
-                    x.capture_stats(&summary);
-                }
-                health.publish(health::Snapshot {
-                    summary,
-                    processes: pipeline.processes() as u64,
-                    go_processes: pipeline.go_processes() as u64,
-                    export_dropped,
-                    export_failures,
-                });
-            }
-            _ = idle_tick.tick() => {
-                pipeline.on_idle_check(monotonic_ns()?, &mut os, &mut records);
-            }
-            _ = sigint.recv() => break,
-            _ = sigterm.recv() => break,
-            _ = &mut until => break,
-        }
-        let (excluded, included) = pipeline.take_excluded();
-        if args.all && !excluded.is_empty() {
-            capture.exclude_pids(&excluded)?;
-        }
-        if args.all && !included.is_empty() {
-            capture.include_pids(&included)?;
-        }
-        emit(exporter.as_ref(), &mut sink, &mut records);
-        if !sink.write(&mut records)? {
-            return Ok(());
-        }
-    }
-    // Flush what is pending: the rest of the ring buffer, held breaks, then the summary.
-    reader.read_all_now(|r| on_record(r, &mut pipeline, &mut os, &mut records));
-    pipeline.on_drop_check(capture.counters()?, &mut records);
-    let mut summary = pipeline.summary();
-    if let Some(x) = exporter {
-        records.iter().for_each(|r| x.record(r));
-        x.capture_stats(&summary);
-        let losses = x.shutdown(Duration::from_secs(5)).await;
-        summary.export = Some(output::ExportCounts {
-            failures: losses.1,
-            dropped: losses.0,
-        });
-    }
-    records.push(Record::Summary(summary));
-    sink.write(&mut records)?;
-    Ok(())
 }
 
 fn main() -> std::process::ExitCode {
@@ -477,7 +177,7 @@ fn main() -> std::process::ExitCode {
     if let Err(e) = observer::allocator::return_freed_memory() {
         tracing::warn!("{e}; memory freed after bursts may stay resident");
     }
-    let args = Args::parse();
+    let cfg = Args::parse().daemon_config();
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -488,7 +188,7 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    match rt.block_on(run(args)) {
+    match rt.block_on(daemon::run(cfg)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("observer: {e:#}");

@@ -1,19 +1,21 @@
 //! The transform between capture and output: decoded events -> connection tracker -> correlator ->
-//! records. No I/O of its own: process names and fd facts come through [`ProcView`], kernel drop
-//! counters through [`Pipeline::on_drop_check`], and clock conversion from a fixed offset.
+//! records ([`crate::record`]). No I/O of its own: process names and fd facts come through
+//! [`ProcView`], kernel drop counters through [`Pipeline::on_drop_check`], and clock conversion
+//! from a fixed offset.
 
 use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use crate::capture::hooks::KernelCounters;
 use crate::capture::record::Event;
 use crate::correlate::{Break, BreakReason, Config, Correlator, Finding, IdSource, Span};
 use crate::http::head::ParseOptions;
 use crate::http::table::Limits;
 use crate::http::tracker::{HttpEvent, Role, SocketLookup, Tracker, TrackerStats};
-use crate::output::{
+use crate::record::{
     BreakCounts, BreakInbound, BreakOutbound, BreakRecord, CaptureCounts, PeerText, ProcessMeta,
-    Record, SpanRecord, SummaryRecord, peer_text, rfc3339,
+    Record, SpanKind, SpanRecord, SummaryRecord, peer_text, rfc3339,
 };
 use crate::text::SharedStr;
 use crate::tracectx::SpanId;
@@ -78,17 +80,6 @@ impl ProcessFilter {
     fn is_empty(&self) -> bool {
         self.exclude_comm.is_empty() && self.cgroup.is_none() && self.container.is_none()
     }
-}
-
-/// Kernel-side counters, as read from the stats map.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct KernelCounters {
-    pub ringbuf_drops: u64,
-    pub capped: u64,
-    pub iov_cut: u64,
-    pub read_faults: u64,
-    /// Socket hooks: socket sends and receives made by calls the programs do not read.
-    pub unread_socket_calls: u64,
 }
 
 /// A process's metadata, and its service name ready to share with its records.
@@ -429,8 +420,8 @@ impl Pipeline {
         let end = self.wall(x.end.ts_ns.max(r.origin.ts_ns));
         SpanRecord {
             kind: match r.role {
-                Role::Server => "server",
-                Role::Client => "client",
+                Role::Server => SpanKind::Server,
+                Role::Client => SpanKind::Client,
             },
             pid: r.conn.pid,
             tid: r.origin.tid,
@@ -445,7 +436,7 @@ impl Pipeline {
             parent_span_id: s.parent_span_id.map(SpanId::text),
             start: rfc3339(start),
             duration_ms: (end - start) as f64 / 1e6,
-            attribution: s.attribution.map(|a| a.as_str()),
+            attribution: s.attribution,
             user_agent: head.and_then(|h| h.user_agent.clone()),
             cgroup: process.cgroup.clone(),
             container_id: process.container_id.clone(),
@@ -463,8 +454,8 @@ impl Pipeline {
         let (process, service) = (Arc::clone(&known.meta), known.service.clone());
         let time = self.wall(o.origin.ts_ns);
         BreakRecord {
-            reason: b.reason.as_str(),
-            attribution: b.attribution.as_str(),
+            reason: b.reason,
+            attribution: b.attribution,
             pid: o.conn.pid,
             tid: o.origin.tid,
             service,

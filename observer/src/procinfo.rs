@@ -11,8 +11,8 @@ use procfs::process::{FDTarget, Process};
 
 use crate::http::tracker::{FdKind, SocketLookup};
 use crate::k8s::{K8sMeta, SharedIndex};
-use crate::output::ProcessMeta;
 use crate::pipeline::ProcView;
+use crate::record::ProcessMeta;
 use crate::runtime::{self, Runtime};
 use crate::text::SharedStr;
 

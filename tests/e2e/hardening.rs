@@ -38,7 +38,7 @@ fn secrets_never_leave_the_observer() {
         return;
     }
     // A leaf that sets a cookie, so Set-Cookie crosses the observed middle's downstream connection.
-    let leaf_script = r#"import http.server, sys
+    let leaf_script = "import http.server, sys
 class H(http.server.BaseHTTPRequestHandler):
     protocol_version = 'HTTP/1.1'
     def do_GET(self):
@@ -51,7 +51,7 @@ class H(http.server.BaseHTTPRequestHandler):
 s = http.server.ThreadingHTTPServer(('127.0.0.1', 0), H)
 print('LISTENING %d' % s.server_address[1], flush=True)
 s.serve_forever()
-"#;
+";
     let mut leaf_cmd = Command::new("python3");
     leaf_cmd.args(["-c", leaf_script]);
     let (leaf, leaf_port) = listening(leaf_cmd);

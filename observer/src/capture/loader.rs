@@ -7,77 +7,10 @@ use aya::programs::{BtfTracePoint, TracePoint};
 use aya::{Btf, BtfError, Ebpf, EbpfLoader};
 use observer_common::{config, stat, tail, traced_slot};
 
-use crate::pipeline::KernelCounters;
+use super::hooks::{Hooks, KernelCounters};
 
 /// The eBPF object built by build.rs.
 static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/observer"));
-
-/// Which kernel hooks capture the data calls (see the kernel crate's documentation).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Hooks {
-    /// The socket tracepoints (`sock_send_length`, `sock_recv_length`, kernel 6.3 and later)
-    /// and TCP state changes: the other syscalls of the machine pay nothing.
-    Socket,
-    /// The raw syscall tracepoints (`sys_enter`, `sys_exit`): every syscall of every task pays
-    /// for them, on any kernel.
-    Syscall,
-}
-
-impl Hooks {
-    /// The socket hooks where the kernel has their tracepoints, else the syscall hooks.
-    pub fn detect(tracefs: &std::path::Path) -> Self {
-        if observer_common::socket_events_present(tracefs) {
-            Hooks::Socket
-        } else {
-            Hooks::Syscall
-        }
-    }
-
-    /// Its BTF tracepoints: (program, hook).
-    pub fn btf_tracepoints(self) -> &'static [(&'static str, &'static str)] {
-        match self {
-            Hooks::Socket => &[
-                ("sock_send", "sock_send_length"),
-                ("sock_recv", "sock_recv_length"),
-            ],
-            Hooks::Syscall => &[("sys_enter", "sys_enter"), ("sys_exit", "sys_exit")],
-        }
-    }
-
-    /// Its classic tracepoints: (category, name), also the program's name.
-    pub fn tracepoints(self) -> &'static [(&'static str, &'static str)] {
-        const SCHED: [(&str, &str); 3] = [
-            ("sched", "sched_process_fork"),
-            ("sched", "sched_process_exit"),
-            ("sched", "sched_process_exec"),
-        ];
-        const SOCKET: [(&str, &str); 4] = [
-            SCHED[0],
-            SCHED[1],
-            SCHED[2],
-            ("sock", "inet_sock_set_state"),
-        ];
-        match self {
-            Hooks::Socket => &SOCKET,
-            Hooks::Syscall => &SCHED,
-        }
-    }
-
-    /// Whether a tail-called program's hook is one of these hooks'.
-    fn owns(self, hook: &str) -> bool {
-        self.btf_tracepoints().iter().any(|&(_, h)| h == hook)
-    }
-}
-
-impl std::fmt::Display for Hooks {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Hooks::Socket => "socket",
-            Hooks::Syscall => "syscall",
-        })
-    }
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
@@ -382,7 +315,6 @@ fn timed_load(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use observer_common::SOCKET_EVENTS;
 
     const FORK_6_18: &str = "name: sched_process_fork\nID: 318\nformat:\n\tfield:unsigned short common_type;\toffset:0;\tsize:2;\tsigned:0;\n\tfield:int common_pid;\toffset:4;\tsize:4;\tsigned:1;\n\n\tfield:__data_loc char[] parent_comm;\toffset:8;\tsize:4;\tsigned:0;\n\tfield:pid_t parent_pid;\toffset:12;\tsize:4;\tsigned:1;\n\tfield:__data_loc char[] child_comm;\toffset:16;\tsize:4;\tsigned:0;\n\tfield:pid_t child_pid;\toffset:20;\tsize:4;\tsigned:1;\n";
     const FORK_5_15: &str = "\tfield:char parent_comm[16];\toffset:8;\tsize:16;\tsigned:1;\n\tfield:pid_t parent_pid;\toffset:24;\tsize:4;\tsigned:1;\n\tfield:char child_comm[16];\toffset:28;\tsize:16;\tsigned:1;\n\tfield:pid_t child_pid;\toffset:44;\tsize:4;\tsigned:1;\n";
@@ -408,55 +340,6 @@ mod tests {
         slots.dedup();
         assert_eq!(slots.len(), config::STATE_FIELDS.len());
         assert!(slots.iter().all(|&i| i < config::COUNT));
-    }
-
-    #[test]
-    fn hooks_are_detected_from_tracefs() {
-        let dir = std::env::temp_dir().join(format!("observer-hooks-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        assert_eq!(Hooks::detect(&dir), Hooks::Syscall);
-        for (i, e) in SOCKET_EVENTS.iter().enumerate() {
-            std::fs::create_dir_all(dir.join(e)).unwrap();
-            let want = if i + 1 == SOCKET_EVENTS.len() {
-                Hooks::Socket
-            } else {
-                Hooks::Syscall
-            };
-            assert_eq!(Hooks::detect(&dir), want, "with {} of the events", i + 1);
-        }
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
-
-    #[test]
-    fn each_set_of_hooks_has_its_tail_programs_in_its_own_arrays() {
-        for hooks in [Hooks::Socket, Hooks::Syscall] {
-            let tails: Vec<_> = tail::PROGRAMS
-                .iter()
-                .filter(|&&(_, hook, _, _)| hooks.owns(hook))
-                .collect();
-            let mut slots: Vec<u32> = tails.iter().map(|&&(_, _, slot, _)| slot).collect();
-            slots.sort_unstable();
-            // Both iovec shapes, for each data hook that tail-calls (one per array).
-            let arrays: std::collections::BTreeSet<_> =
-                tails.iter().map(|&&(array, _, _, _)| array).collect();
-            assert_eq!(slots.len(), tail::COUNT as usize * arrays.len(), "{hooks}");
-            for array in &arrays {
-                let in_array: Vec<_> = tails.iter().filter(|t| t.0 == *array).collect();
-                // One hook per array: a tracing program may only tail-call its own hook's.
-                assert!(in_array.iter().all(|t| t.1 == in_array[0].1), "{array}");
-                let mut s: Vec<u32> = in_array.iter().map(|t| t.2).collect();
-                s.sort_unstable();
-                assert_eq!(s, [tail::IOV, tail::MSGHDR], "{array}");
-            }
-        }
-        // Every tail program belongs to exactly one set of hooks.
-        for &(_, hook, _, name) in &tail::PROGRAMS {
-            let owners = [Hooks::Socket, Hooks::Syscall]
-                .iter()
-                .filter(|h| h.owns(hook))
-                .count();
-            assert_eq!(owners, 1, "{name}");
-        }
     }
 
     #[test]

@@ -1,4 +1,6 @@
-//! Kernel side glue: preflight checks, loading and attaching, and decoding of ring-buffer records.
+//! Kernel side glue: the hooks, preflight checks, loading and attaching, and decoding of
+//! ring-buffer records.
+pub mod hooks;
 pub mod loader;
 pub mod pace;
 pub mod preflight;

@@ -209,7 +209,7 @@ mod tests {
 
     #[test]
     fn all_good() {
-        assert!(check(&Fake::default(), &[1]).is_ok());
+        check(&Fake::default(), &[1]).unwrap();
     }
 
     #[test]
@@ -273,7 +273,7 @@ mod tests {
             release: "5.8.0",
             ..Fake::default()
         };
-        assert!(check(&f, &[1]).is_ok());
+        check(&f, &[1]).unwrap();
     }
 
     #[test]
@@ -288,7 +288,7 @@ mod tests {
             tracefs: Cell::new(false),
             ..Fake::default()
         };
-        assert!(check(&f, &[1]).is_ok());
+        check(&f, &[1]).unwrap();
         assert!(f.tracefs.get());
         let f = Fake {
             tracefs: Cell::new(false),

@@ -1,7 +1,7 @@
 //! The ring-buffer reader: waits for the kernel's wake-up with tokio's `AsyncFd` (epoll), or for a
 //! deadline, and hands each record, decoded, to a callback.
 //!
-//! This module holds the crate's only `unsafe` block (registering the ring buffer's fd).
+//! This module holds the library's only `unsafe` block (registering the ring buffer's fd).
 
 use aya::maps::{MapData, RingBuf};
 use tokio::io::Interest;
@@ -16,6 +16,10 @@ pub struct RingReader {
 
 impl RingReader {
     pub fn new(ring: RingBuf<MapData>) -> std::io::Result<Self> {
+        #[expect(
+            unsafe_code,
+            reason = "registering an fd with epoll is unsafe: it must stay open while registered"
+        )]
         // SAFETY: the fd belongs to `ring`, which the AsyncFd owns: it stays open for as long as it
         // is registered, and AsyncFd deregisters it before dropping `ring`.
         let fd = unsafe { AsyncFd::register_with_interest(ring, Interest::READABLE) }

@@ -31,7 +31,10 @@ use opentelemetry_proto::tonic::trace::v1::{
     ResourceSpans, ScopeSpans, Span, Status, span, status,
 };
 
-use crate::output::{BreakRecord, ProcessMeta, SpanRecord};
+use crate::record::{
+    BreakReason, BreakRecord, Otlp, ProcessMeta, SUMMARY_COUNTERS, SpanKind, SpanRecord,
+    SummaryRecord,
+};
 
 pub const EVENT_NAME: &str = "observer.propagation_break";
 const SCOPE: &str = "observer";
@@ -147,7 +150,7 @@ fn span_attributes(r: &SpanRecord) -> Vec<KeyValue> {
     // server.address: the Host header, else (client side) the address dialled.
     let server = match (&r.host, r.kind, peer) {
         (Some(h), _, _) => Some(host_port(h)),
-        (None, "client", Some(p)) => Some((p.ip().to_string(), Some(i64::from(p.port())))),
+        (None, SpanKind::Client, Some(p)) => Some((p.ip().to_string(), Some(i64::from(p.port())))),
         _ => None,
     };
     if let Some((host, port)) = server {
@@ -165,15 +168,15 @@ fn span_attributes(r: &SpanRecord) -> Vec<KeyValue> {
         a.push(s("user_agent.original", ua.clone()));
     }
     if let Some(att) = r.attribution {
-        a.push(s("observer.attribution", att));
+        a.push(s("observer.attribution", att.as_str()));
     }
     a
 }
 
 fn break_attributes(b: &BreakRecord) -> Vec<KeyValue> {
     let mut a = vec![
-        s("observer.break.reason", b.reason),
-        s("observer.break.attribution", b.attribution),
+        s("observer.break.reason", b.reason.as_str()),
+        s("observer.break.attribution", b.attribution.as_str()),
     ];
     if let Some(t) = &b.inbound.trace_id {
         a.push(s("observer.inbound.trace_id", t.as_str()));
@@ -234,17 +237,17 @@ pub fn break_body(b: &BreakRecord) -> String {
         .map(|t| format!(" of trace {t}"))
         .unwrap_or_default();
     match b.reason {
-        "missing" => format!(
+        BreakReason::Missing => format!(
             "{} (pid {}) called {dest} without the trace headers{trace}",
             b.service, b.pid
         ),
-        "mismatch" => format!(
+        BreakReason::Mismatch => format!(
             "{} (pid {}) called {dest} with trace {} instead of the trace headers{trace}",
             b.service,
             b.pid,
             b.outbound.trace_id.as_deref().unwrap_or("?")
         ),
-        _ => format!(
+        BreakReason::Partial => format!(
             "{} (pid {}) called {dest} without {}{trace}",
             b.service,
             b.pid,
@@ -270,7 +273,8 @@ pub fn span(r: &SpanRecord) -> Span {
         .as_deref()
         .and_then(trace_id_bytes)
         .unwrap_or_else(|| random_id(16));
-    let status_error = r.status >= 500 || (r.kind == "client" && (400..500).contains(&r.status));
+    let status_error =
+        r.status >= 500 || (r.kind == SpanKind::Client && (400..500).contains(&r.status));
     Span {
         trace_id,
         span_id: span_id_bytes(&r.span_id).unwrap_or_else(|| random_id(8)),
@@ -280,7 +284,7 @@ pub fn span(r: &SpanRecord) -> Span {
             .and_then(span_id_bytes)
             .unwrap_or_default(),
         name: r.method.as_deref().unwrap_or("HTTP").to_owned(),
-        kind: if r.kind == "server" {
+        kind: if r.kind == SpanKind::Server {
             span::SpanKind::Server as i32
         } else {
             span::SpanKind::Client as i32
@@ -310,7 +314,7 @@ pub fn traces<'a>(
     let mut by_pid: BTreeMap<u32, (&ProcessMeta, Vec<Span>)> = BTreeMap::new();
     for r in spans {
         let mut sp = span(r);
-        if r.kind == "server" {
+        if r.kind == SpanKind::Server {
             for b in breaks
                 .iter()
                 .filter(|b| b.server_span_id.as_deref() == Some(r.span_id.as_str()))
@@ -412,6 +416,21 @@ pub struct Counters {
     pub export_dropped: BTreeMap<&'static str, u64>,
     /// signal -> items waiting (a gauge).
     pub queue_depth: BTreeMap<&'static str, u64>,
+}
+
+impl Counters {
+    /// Takes the summary's counters that OTLP exports (see [`SUMMARY_COUNTERS`]).
+    pub fn set_summary(&mut self, s: &SummaryRecord) {
+        for m in SUMMARY_COUNTERS.iter().flat_map(|f| f.members) {
+            match m.otlp {
+                Otlp::Capture(name) => {
+                    self.capture.insert(name, (m.value)(s));
+                }
+                Otlp::Events => self.events = (m.value)(s),
+                Otlp::No => {}
+            }
+        }
+    }
 }
 
 fn point(attrs: Vec<KeyValue>, start: u64, now: u64, v: u64) -> NumberDataPoint {

@@ -1,7 +1,7 @@
 use super::*;
 use std::sync::Arc;
 
-use crate::output::{BreakInbound, BreakOutbound};
+use crate::record::{Attribution, BreakInbound, BreakOutbound, BreakReason, SpanKind};
 use crate::text::inline_str;
 
 const CONTAINER_ID: &str = "3f4bfa1e9d1c07d2b4d7a5e81c0f5e2ab8ad93e5ff0c1d9e4f1a2b3c4d5e6f70";
@@ -17,7 +17,7 @@ fn meta(pid: u32, service: &str) -> Arc<ProcessMeta> {
     })
 }
 
-fn span_rec(pid: u32, kind: &'static str, status: u16, span_id: &str) -> SpanRecord {
+fn span_rec(pid: u32, kind: SpanKind, status: u16, span_id: &str) -> SpanRecord {
     SpanRecord {
         kind,
         pid,
@@ -33,11 +33,7 @@ fn span_rec(pid: u32, kind: &'static str, status: u16, span_id: &str) -> SpanRec
         parent_span_id: Some(inline_str("00f067aa0ba902b7")),
         start: Default::default(),
         duration_ms: 1.0,
-        attribution: if kind == "client" {
-            Some("thread")
-        } else {
-            None
-        },
+        attribution: (kind == SpanKind::Client).then_some(Attribution::Thread),
         user_agent: Some("curl/8".into()),
         cgroup: None,
         container_id: None,
@@ -50,8 +46,8 @@ fn span_rec(pid: u32, kind: &'static str, status: u16, span_id: &str) -> SpanRec
 
 fn break_rec(pid: u32, server_span: &str) -> BreakRecord {
     BreakRecord {
-        reason: "missing",
-        attribution: "thread",
+        reason: BreakReason::Missing,
+        attribution: Attribution::Thread,
         pid,
         tid: pid + 1,
         service: "orders".into(),
@@ -117,7 +113,7 @@ fn ids_as_bytes() {
 
 #[test]
 fn server_span_follows_http_semantic_conventions() {
-    let sp = span(&span_rec(7, "server", 200, "53995c3f42cd8ad8"));
+    let sp = span(&span_rec(7, SpanKind::Server, 200, "53995c3f42cd8ad8"));
     assert_eq!(sp.name, "GET");
     assert_eq!(sp.kind, span::SpanKind::Server as i32);
     assert_eq!(
@@ -176,28 +172,28 @@ fn server_span_follows_http_semantic_conventions() {
 fn error_status_for_5xx_and_client_4xx_only() {
     let err = status::StatusCode::Error as i32;
     assert_eq!(
-        span(&span_rec(1, "server", 503, "1111111111111111"))
+        span(&span_rec(1, SpanKind::Server, 503, "1111111111111111"))
             .status
             .unwrap()
             .code,
         err
     );
     assert_eq!(
-        span(&span_rec(1, "client", 503, "1111111111111111"))
+        span(&span_rec(1, SpanKind::Client, 503, "1111111111111111"))
             .status
             .unwrap()
             .code,
         err
     );
     assert_eq!(
-        span(&span_rec(1, "client", 404, "1111111111111111"))
+        span(&span_rec(1, SpanKind::Client, 404, "1111111111111111"))
             .status
             .unwrap()
             .code,
         err
     );
     assert_ne!(
-        span(&span_rec(1, "server", 404, "1111111111111111"))
+        span(&span_rec(1, SpanKind::Server, 404, "1111111111111111"))
             .status
             .unwrap()
             .code,
@@ -207,7 +203,7 @@ fn error_status_for_5xx_and_client_4xx_only() {
 
 #[test]
 fn untraced_requests_start_new_traces() {
-    let mut r = span_rec(1, "server", 200, "1111111111111111");
+    let mut r = span_rec(1, SpanKind::Server, 200, "1111111111111111");
     r.trace_id = None;
     r.parent_span_id = None;
     let a = span(&r);
@@ -221,9 +217,9 @@ fn untraced_requests_start_new_traces() {
 #[test]
 fn one_resource_per_process_and_break_events_on_server_spans() {
     let spans = vec![
-        span_rec(7, "server", 200, "53995c3f42cd8ad8"),
-        span_rec(7, "client", 200, "1fe4c6b5d2a9c801"),
-        span_rec(9, "server", 200, "2222222222222222"),
+        span_rec(7, SpanKind::Server, 200, "53995c3f42cd8ad8"),
+        span_rec(7, SpanKind::Client, 200, "1fe4c6b5d2a9c801"),
+        span_rec(9, SpanKind::Server, 200, "2222222222222222"),
     ];
     let req = traces(&spans, &[break_rec(7, "53995c3f42cd8ad8")], &host());
     assert_eq!(req.resource_spans.len(), 2);
@@ -323,14 +319,14 @@ fn a_break_is_a_warn_event_log_record_linked_to_its_trace() {
 #[test]
 fn partial_and_mismatch_bodies() {
     let mut b = break_rec(7, "53995c3f42cd8ad8");
-    b.reason = "partial";
+    b.reason = BreakReason::Partial;
     b.missing = vec!["x-b3-sampled"];
     assert!(
         break_body(&b).ends_with("without x-b3-sampled of trace 4bf92f3577b34da6a3ce929d0e0e4736"),
         "{}",
         break_body(&b)
     );
-    b.reason = "mismatch";
+    b.reason = BreakReason::Mismatch;
     b.outbound.trace_id = Some(inline_str("5b8efff798038103d269b633813fc60c"));
     assert!(
         break_body(&b).contains("with trace 5b8efff798038103d269b633813fc60c instead"),
@@ -398,6 +394,57 @@ fn metrics_are_cumulative_counters_with_attributes() {
     }
 }
 
+/// The summary's counters under `observer.capture` and `observer.events`: these names, these
+/// values, and no others.
+#[test]
+fn summary_counters_exported_as_metrics() {
+    let mut s = crate::record::SummaryRecord {
+        inbound: 1,
+        outbound: 2,
+        propagated: 3,
+        unknown: 4,
+        unattributed: 5,
+        untraced: 6,
+        background: 7,
+        telemetry: 8,
+        ..Default::default()
+    };
+    let cap = &mut s.capture;
+    cap.records = 10;
+    cap.decode_errors = 11;
+    cap.ringbuf_drops = 12;
+    cap.capped = 13;
+    cap.iov_cut = 14;
+    cap.read_faults = 15;
+    cap.unread_socket_calls = 16;
+    cap.truncated_heads = 17;
+    cap.unparsable_heads = 18;
+    cap.lost_heads = 19;
+    cap.connections = 20;
+    cap.connections_evicted_idle = 21;
+    cap.connections_evicted_overflow = 22;
+    s.breaks.missing = 30;
+    let mut c = Counters::default();
+    c.set_summary(&s);
+    assert_eq!(c.events, 10);
+    let want: BTreeMap<&str, u64> = [
+        ("ringbuf_drops", 12),
+        ("truncated_heads", 17),
+        ("unparsable_heads", 18),
+        ("lost_heads", 19),
+        ("capped", 13),
+        ("iov_cut", 14),
+        ("decode_errors", 11),
+        ("unknown", 4),
+        ("unattributed", 5),
+        ("connections_evicted_idle", 21),
+        ("connections_evicted_overflow", 22),
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(c.capture, want);
+}
+
 #[test]
 fn kubernetes_resource_attributes_of_a_pod_process() {
     use crate::k8s::{K8sMeta, PodMeta, Workload, WorkloadKind};
@@ -423,7 +470,7 @@ fn kubernetes_resource_attributes_of_a_pod_process() {
         pod: Arc::new(pod),
         container: Some("checkout".into()),
     }));
-    let mut rec = span_rec(7, "server", 200, "53995c3f42cd8ad8");
+    let mut rec = span_rec(7, SpanKind::Server, 200, "53995c3f42cd8ad8");
     rec.process = Arc::new(m);
     let req = traces(&[rec], &[], &host());
     let res = &req.resource_spans[0].resource.as_ref().unwrap().attributes;

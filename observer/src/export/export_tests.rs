@@ -25,8 +25,8 @@ use prost::Message;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::config::{Protocol, SignalConfig};
-use crate::output::{BreakInbound, BreakOutbound, ProcessMeta};
-use crate::testutil::eventually;
+use crate::record::{Attribution, BreakInbound, BreakOutbound, BreakReason, ProcessMeta};
+use crate::testutil::{eventually, server_span};
 
 /// What an in-process OTLP receiver got.
 #[derive(Clone, Default)]
@@ -227,36 +227,13 @@ fn meta() -> Arc<ProcessMeta> {
 }
 
 fn span_record(n: u64) -> Record {
-    Record::Span(SpanRecord {
-        kind: "server",
-        pid: 42,
-        tid: 43,
-        service: "orders".into(),
-        method: Some("GET".into()),
-        path: Some("/x".into()),
-        host: None,
-        status: 200,
-        peer: Some(inline_str("127.0.0.1:5000")),
-        trace_id: Some(inline_str("4bf92f3577b34da6a3ce929d0e0e4736")),
-        span_id: inline_str(&format!("{:016x}", 0x1000 + n)),
-        parent_span_id: None,
-        start: Default::default(),
-        duration_ms: 1.0,
-        attribution: None,
-        user_agent: None,
-        cgroup: None,
-        container_id: None,
-        k8s: None,
-        process: meta(),
-        start_unix_ns: 1,
-        end_unix_ns: 2,
-    })
+    Record::Span(server_span(n))
 }
 
 fn break_record() -> Record {
     Record::Break(BreakRecord {
-        reason: "missing",
-        attribution: "thread",
+        reason: BreakReason::Missing,
+        attribution: Attribution::Thread,
         pid: 42,
         tid: 43,
         service: "orders".into(),

@@ -21,7 +21,7 @@ use tokio::sync::Notify;
 use self::config::{ExportConfig, Signal};
 use self::convert::{Counters, HostInfo};
 use self::transport::Transport;
-use crate::output::{BreakRecord, PeerText, Record, SpanRecord, SummaryRecord};
+use crate::record::{BreakRecord, PeerText, Record, SpanKind, SpanRecord, SummaryRecord};
 use crate::text::SharedStr;
 
 /// Items per export request.
@@ -164,7 +164,7 @@ impl Exporter {
         match r {
             Record::Span(s) => {
                 let c = &mut sh.counters;
-                if s.kind == "server" {
+                if s.kind == SpanKind::Server {
                     *c.inbound.entry(s.process.service.clone()).or_default() += 1;
                 } else {
                     *c.outbound
@@ -177,7 +177,7 @@ impl Exporter {
                 let peer = peer_label(&b.outbound.host, &b.outbound.peer);
                 *sh.counters
                     .breaks
-                    .entry((b.service.to_string(), peer, b.reason.to_owned()))
+                    .entry((b.service.to_string(), peer, b.reason.as_str().to_owned()))
                     .or_default() += 1;
                 sh.breaks.push(b.clone());
                 if sh.recent_breaks.len() >= RECENT_BREAKS {
@@ -197,29 +197,7 @@ impl Exporter {
     /// Latest capture counters (from the pipeline's summary) for the metrics.
     pub fn capture_stats(&self, s: &SummaryRecord) {
         let mut sh = lock(&self.shared);
-        let c = &mut sh.counters;
-        c.events = s.capture.records;
-        for (k, v) in [
-            ("ringbuf_drops", s.capture.ringbuf_drops),
-            ("truncated_heads", s.capture.truncated_heads),
-            ("unparsable_heads", s.capture.unparsable_heads),
-            ("lost_heads", s.capture.lost_heads),
-            ("capped", s.capture.capped),
-            ("iov_cut", s.capture.iov_cut),
-            ("decode_errors", s.capture.decode_errors),
-            ("unknown", s.unknown),
-            ("unattributed", s.unattributed),
-            (
-                "connections_evicted_idle",
-                s.capture.connections_evicted_idle,
-            ),
-            (
-                "connections_evicted_overflow",
-                s.capture.connections_evicted_overflow,
-            ),
-        ] {
-            c.capture.insert(k, v);
-        }
+        sh.counters.set_summary(s);
     }
 
     /// What was dropped and failed so far, per signal: (dropped, failures).

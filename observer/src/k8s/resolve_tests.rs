@@ -12,9 +12,10 @@ use crate::capture::record::{Connection, Data, Direction, Event, Origin, Payload
 use crate::correlate::{Config, RandomIds};
 use crate::http::head::ParseOptions;
 use crate::http::table::Limits;
-use crate::output::{Format, Record, render};
+use crate::output::{Format, render};
 use crate::pipeline::{Pipeline, ProcView, ProcessFilter};
 use crate::procinfo::Procfs;
+use crate::record::Record;
 
 const DEPLOYMENT: &str = include_str!("../../tests/fixtures/k8s/deployment-pod.json");
 

@@ -55,3 +55,13 @@ pub async fn run(client: Client, node: String, index: SharedIndex) {
 pub fn spawn(client: Client, node: String, index: SharedIndex) -> tokio::task::JoinHandle<()> {
     tokio::spawn(run(client, node, index))
 }
+
+/// `--kubernetes` at start-up: the index of `node`'s pods, kept up to date from now on by a
+/// watcher task on the current tokio runtime.
+pub async fn start(node: Option<&str>) -> Result<SharedIndex, Error> {
+    let node = node.filter(|n| !n.is_empty()).ok_or(Error::NoNodeName)?;
+    let client = client().await?;
+    let index = SharedIndex::default();
+    spawn(client, node.to_owned(), index.clone());
+    Ok(index)
+}

@@ -7,7 +7,7 @@
 
 use serde::Serialize;
 
-use super::SpanRecord;
+use crate::record::SpanRecord;
 
 /// Room for a typical span line (~400 bytes), reserved once.
 const SPAN_LINE: usize = 512;
@@ -17,7 +17,7 @@ pub(super) fn span(s: &SpanRecord, out: &mut Vec<u8>) {
     out.reserve(SPAN_LINE);
     out.extend_from_slice(b"{\"type\":\"span\"");
     let mut w = Fields(out);
-    w.str("kind", s.kind);
+    w.str("kind", s.kind.as_str());
     w.uint("pid", s.pid.into());
     w.uint("tid", s.tid.into());
     w.str("service", &s.service);
@@ -33,7 +33,7 @@ pub(super) fn span(s: &SpanRecord, out: &mut Vec<u8>) {
     w.key("duration_ms");
     w.serde(&s.duration_ms);
     if let Some(a) = s.attribution {
-        w.str("attribution", a);
+        w.str("attribution", a.as_str());
     }
     if let Some(c) = &s.cgroup {
         w.str("cgroup", c);
@@ -111,7 +111,7 @@ mod tests {
 
     use super::*;
     use crate::k8s::{K8sMeta, PodMeta, Workload, WorkloadKind};
-    use crate::output::{ProcessMeta, Record};
+    use crate::record::{Attribution, ProcessMeta, Record, SpanKind};
     use crate::text::inline_str;
 
     /// Texts serde_json copies as they are, and texts it escapes.
@@ -141,9 +141,9 @@ mod tests {
         };
         SpanRecord {
             kind: if n.is_multiple_of(2) {
-                "server"
+                SpanKind::Server
             } else {
-                "client"
+                SpanKind::Client
             },
             pid: [0, 1, 4_294_967_295][n % 3],
             tid: 40_000 + n as u32,
@@ -158,7 +158,14 @@ mod tests {
             parent_span_id: some.then(|| inline_str("b7ad6b7169203331")),
             start: inline_str("2026-11-22T12:44:04.885411Z"),
             duration_ms: [0.0, 0.098361, 1e-7, 12_345.678, 1e300, f64::NAN][n % 6],
-            attribution: some.then_some("trace_id"),
+            attribution: some.then_some(
+                [
+                    Attribution::TraceId,
+                    Attribution::Thread,
+                    Attribution::SingleActive,
+                    Attribution::Ambiguous,
+                ][n % 4],
+            ),
             cgroup: some.then(|| text(5).into()),
             container_id: some.then(|| text(6).into()),
             k8s: some.then(|| {

@@ -1,16 +1,28 @@
-//! The records the observer prints, and their two renderings: one JSON object per line
-//! (`--output json`, the stable contract documented in the README) and one readable line
-//! (`--output pretty`, coloured only on a terminal).
+//! The records the observer reports: what [`crate::pipeline`] makes of the correlator's findings,
+//! and what [`crate::output`] renders, [`crate::export`] sends over OTLP and [`crate::health`]
+//! counts. Their `Serialize` form is the JSON line of `--output json`, a stable contract: field
+//! names, their order and the texts of the enums do not change.
+//!
+//! Texts that every record carries (ids, times, peer addresses) are kept inline
+//! ([`InlineStr`]), so that a record costs no allocation for them.
 
-use std::fmt::Write as _;
 use std::sync::Arc;
 
 use serde::Serialize;
 
+use crate::capture::hooks::Hooks;
 use crate::k8s::K8sMeta;
 use crate::text::{InlineStr, SharedStr, inline_ascii, inline_display};
 
-mod json;
+mod summary;
+
+pub use self::summary::{
+    BreakCounts, CaptureCounts, ExportCounts, Family, Member, MetricKind, Otlp, SUMMARY_COUNTERS,
+    SummaryRecord,
+};
+/// How an outbound request was attributed, and why a break is one: the correlator's verdicts,
+/// reported as they are.
+pub use crate::correlate::{Attribution, BreakReason};
 
 /// A trace id's text (16 or 32 hex digits), kept inline.
 pub type TraceIdText = InlineStr<32>;
@@ -43,10 +55,28 @@ pub struct ProcessMeta {
     pub runtime: crate::runtime::Runtime,
 }
 
+/// Which side of an exchange a span is: the process served it, or made it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SpanKind {
+    Server,
+    Client,
+}
+
+impl SpanKind {
+    /// Its text in the records (`server`, `client`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SpanKind::Server => "server",
+            SpanKind::Client => "client",
+        }
+    }
+}
+
 /// A complete exchange seen by one process.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SpanRecord {
-    pub kind: &'static str,
+    pub kind: SpanKind,
     pub pid: u32,
     pub tid: u32,
     pub service: SharedStr,
@@ -63,7 +93,7 @@ pub struct SpanRecord {
     pub duration_ms: f64,
     /// Client spans: how the request was attributed to an inbound one (absent: background).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub attribution: Option<&'static str>,
+    pub attribution: Option<Attribution>,
     /// The process's cgroup and container (absent when unknown / not in a container).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cgroup: Option<SharedStr>,
@@ -82,6 +112,7 @@ pub struct SpanRecord {
     pub end_unix_ns: u64,
 }
 
+/// The inbound request a break was attributed to (empty when ambiguous among several traces).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct BreakInbound {
     pub trace_id: Option<TraceIdText>,
@@ -90,6 +121,7 @@ pub struct BreakInbound {
     pub path: Option<SharedStr>,
 }
 
+/// The outbound request that lost the trace context.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct BreakOutbound {
     pub method: SharedStr,
@@ -102,13 +134,14 @@ pub struct BreakOutbound {
 /// An outbound request that did not carry the trace context of the inbound request it serves.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct BreakRecord {
-    pub reason: &'static str,
-    pub attribution: &'static str,
+    pub reason: BreakReason,
+    pub attribution: Attribution,
     pub pid: u32,
     pub tid: u32,
     pub service: SharedStr,
     pub inbound: BreakInbound,
     pub outbound: BreakOutbound,
+    /// The names of the trace headers the inbound request carried and the outbound one lacks.
     pub missing: Vec<&'static str>,
     pub time: TimeText,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -126,230 +159,25 @@ pub struct BreakRecord {
     pub time_unix_ns: u64,
 }
 
-/// Printed once at the end.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct SummaryRecord {
-    pub inbound: u64,
-    pub outbound: u64,
-    pub propagated: u64,
-    pub breaks: BreakCounts,
-    pub unknown: u64,
-    pub unattributed: u64,
-    pub untraced: u64,
-    pub background: u64,
-    pub telemetry: u64,
-    pub capture: CaptureCounts,
-    /// OTLP export losses, when exporting.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub export: Option<ExportCounts>,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct ExportCounts {
-    /// Failed export attempts (each retried).
-    pub failures: u64,
-    /// Items dropped because the queue was full while the backend could not take them.
-    pub dropped: u64,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct BreakCounts {
-    pub missing: u64,
-    pub partial: u64,
-    pub mismatch: u64,
-}
-
-/// Capture health: the kernel's counters and what user space set aside.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct CaptureCounts {
-    pub records: u64,
-    pub decode_errors: u64,
-    pub ringbuf_drops: u64,
-    pub capped: u64,
-    pub iov_cut: u64,
-    pub read_faults: u64,
-    /// Socket sends and receives of observed processes made by calls the socket hooks do not
-    /// read (`sendfile`, `splice`, `sendmmsg`, io_uring): a file body, or traffic this observer
-    /// cannot see. Always 0 with the syscall hooks, which do not see those calls at all.
-    pub unread_socket_calls: u64,
-    pub truncated_heads: u64,
-    pub unparsable_heads: u64,
-    pub lost_heads: u64,
-    /// Connections in the user-space table now, and those it evicted (idle, or over a cap).
-    pub connections: u64,
-    pub connections_evicted_idle: u64,
-    pub connections_evicted_overflow: u64,
-}
-
+/// One reported record: one line of output.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Record {
+    /// The probes are attached: printed first.
     Ready {
         pids: Vec<u32>,
         all: bool,
         probes: usize,
         /// Which kernel hooks capture the traffic.
-        hooks: crate::capture::loader::Hooks,
+        hooks: Hooks,
         /// The Go programs among the processes observed at start (never attributed by thread).
         go_pids: Vec<u32>,
         version: &'static str,
     },
     Span(SpanRecord),
     Break(BreakRecord),
+    /// Printed once at the end.
     Summary(SummaryRecord),
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Format {
-    Pretty,
-    Json,
-}
-
-/// Renders one record as one line (without the newline).
-pub fn render(record: &Record, format: Format, colour: bool) -> String {
-    let mut line = Vec::new();
-    render_into(record, format, colour, &mut line);
-    String::from_utf8_lossy(&line).into_owned()
-}
-
-/// Appends one record's line (without the newline) to `out`: the observer renders every record
-/// into one reused buffer.
-pub fn render_into(record: &Record, format: Format, colour: bool, out: &mut Vec<u8>) {
-    match format {
-        Format::Json if let Record::Span(s) = record => json::span(s, out),
-        Format::Json => {
-            let start = out.len();
-            if let Err(e) = serde_json::to_writer(&mut *out, record) {
-                // Only a writer's error can fail this (the records hold no maps with non-string
-                // keys), and a `Vec` does not fail: still, never half a line.
-                out.truncate(start);
-                let error = serde_json::Value::String(e.to_string());
-                out.extend_from_slice(
-                    format!("{{\"type\":\"error\",\"error\":{error}}}").as_bytes(),
-                );
-            }
-        }
-        Format::Pretty => out.extend_from_slice(pretty(record, colour).as_bytes()),
-    }
-}
-
-fn opt<S: std::ops::Deref<Target = str>>(v: &Option<S>) -> &str {
-    v.as_deref().unwrap_or("-")
-}
-
-fn paint(s: &str, code: &str, colour: bool) -> String {
-    if colour {
-        format!("\x1b[{code}m{s}\x1b[0m")
-    } else {
-        s.to_owned()
-    }
-}
-
-fn pretty(record: &Record, colour: bool) -> String {
-    match record {
-        Record::Ready {
-            pids,
-            all,
-            probes,
-            hooks,
-            go_pids,
-            ..
-        } => {
-            let what = if *all {
-                "all processes".to_owned()
-            } else {
-                format!("pid {pids:?}")
-            };
-            let go = if go_pids.is_empty() {
-                String::new()
-            } else {
-                format!("; Go programs {go_pids:?}, attributed without the thread rule")
-            };
-            format!(
-                "{} observing {what} with {probes} probes attached ({hooks} hooks{go})",
-                paint("READY", "1;32", colour)
-            )
-        }
-        Record::Span(s) => {
-            let mut line = format!(
-                "{} {:<6} {}[{}/{}] {} {} -> {} {:.1}ms peer {} trace {} span {}",
-                paint("SPAN ", "36", colour),
-                s.kind,
-                s.service,
-                s.pid,
-                s.tid,
-                opt(&s.method),
-                opt(&s.path),
-                s.status,
-                s.duration_ms,
-                opt(&s.peer),
-                opt(&s.trace_id),
-                s.span_id,
-            );
-            if let Some(p) = &s.parent_span_id {
-                let _ = write!(line, " parent {p}");
-            }
-            if let Some(a) = s.attribution {
-                let _ = write!(line, " ({a})");
-            }
-            line
-        }
-        Record::Break(b) => {
-            let inbound = match (&b.inbound.trace_id, &b.inbound.method, &b.inbound.path) {
-                (Some(t), Some(m), Some(p)) => format!("serving trace {t} ({m} {p})"),
-                (Some(t), _, _) => format!("serving trace {t}"),
-                _ => "serving a traced request".to_owned(),
-            };
-            // "GET http://inventory:8080/stock", plus the peer address when it says more.
-            let host = b.outbound.host.as_deref();
-            let mut dest = format!(
-                "{} http://{}{}",
-                b.outbound.method,
-                host.or(b.outbound.peer.as_deref()).unwrap_or("?"),
-                b.outbound.path
-            );
-            if let Some(peer) = &b.outbound.peer
-                && host.is_some_and(|h| h != peer.as_str())
-            {
-                let _ = write!(dest, " ({peer})");
-            }
-            let what = match b.reason {
-                "missing" => "without the trace headers".to_owned(),
-                "mismatch" => format!(
-                    "with another trace {}",
-                    b.outbound.trace_id.as_deref().unwrap_or("?")
-                ),
-                _ => format!("without {}", b.missing.join(", ")),
-            };
-            format!(
-                "{} {} (pid {}, tid {}) {inbound} called {dest} {what} [{}, attributed by {}]",
-                paint("BREAK", "1;31", colour),
-                b.service,
-                b.pid,
-                b.tid,
-                b.reason,
-                b.attribution
-            )
-        }
-        Record::Summary(s) => format!(
-            "{} inbound {} outbound {} propagated {} breaks: missing {} partial {} mismatch {}; unknown {} unattributed {} untraced {} background {}; records {} dropped {} truncated {} unparsable {}",
-            paint("SUMMARY", "1", colour),
-            s.inbound,
-            s.outbound,
-            s.propagated,
-            s.breaks.missing,
-            s.breaks.partial,
-            s.breaks.mismatch,
-            s.unknown,
-            s.unattributed,
-            s.untraced,
-            s.background,
-            s.capture.records,
-            s.capture.ringbuf_drops,
-            s.capture.truncated_heads,
-            s.capture.unparsable_heads,
-        ),
-    }
 }
 
 /// RFC 3339 UTC with microseconds from Unix nanoseconds (`2023-11-14T22:13:20.123456Z`, the
@@ -450,6 +278,36 @@ mod tests {
         }
         for a in addrs {
             assert_eq!(peer_text(a).as_str(), a.to_string());
+        }
+    }
+
+    /// The texts of the enums are the contract: the JSON writer of spans and the readable line
+    /// use `as_str`, serde the derived names; both must be these.
+    #[test]
+    fn enum_texts_are_the_serialized_ones() {
+        fn json<T: Serialize>(v: &T) -> String {
+            serde_json::to_string(v).unwrap()
+        }
+        for (k, text) in [(SpanKind::Server, "server"), (SpanKind::Client, "client")] {
+            assert_eq!(k.as_str(), text);
+            assert_eq!(json(&k), format!("\"{text}\""));
+        }
+        for (a, text) in [
+            (Attribution::TraceId, "trace_id"),
+            (Attribution::Thread, "thread"),
+            (Attribution::SingleActive, "single_active"),
+            (Attribution::Ambiguous, "ambiguous"),
+        ] {
+            assert_eq!(a.as_str(), text);
+            assert_eq!(json(&a), format!("\"{text}\""));
+        }
+        for (r, text) in [
+            (BreakReason::Missing, "missing"),
+            (BreakReason::Partial, "partial"),
+            (BreakReason::Mismatch, "mismatch"),
+        ] {
+            assert_eq!(r.as_str(), text);
+            assert_eq!(json(&r), format!("\"{text}\""));
         }
     }
 }

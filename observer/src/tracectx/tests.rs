@@ -1,3 +1,5 @@
+use super::id::{Case, hex_digits, parse_hex_u64, parse_hex_u128};
+use super::parse::printable;
 use super::*;
 use std::collections::HashSet;
 
