@@ -40,13 +40,15 @@
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 
+use observer::capture::hooks::KernelCounters;
 use observer::capture::record::{Event, Origin, decode, raw};
 use observer::correlate::{Config, IdSource};
 use observer::http::head::ParseOptions;
 use observer::http::table::Limits;
 use observer::http::tracker::{FdKind, SocketLookup};
-use observer::output::{Format, Record, render};
-use observer::pipeline::{KernelCounters, Pipeline, ProcView};
+use observer::output::{Format, render};
+use observer::pipeline::{Pipeline, ProcView};
+use observer::record::{Attribution, BreakReason, Record, SpanKind};
 use observer::tracectx::TraceHeader;
 use observer_common::{
     HEAD_MAX, KIND_ACCEPT, KIND_CLOSE, KIND_CONNECT, KIND_EXEC, KIND_EXIT, KIND_THREAD_EXIT, flags,
@@ -495,12 +497,11 @@ impl Checker {
                 assert_eq!(s.service, service(s.pid));
                 assert!(s.method.as_ref().is_none_or(|m| !m.is_empty()));
                 match s.kind {
-                    "server" => {
+                    SpanKind::Server => {
                         self.server_spans += 1;
                         assert!(s.attribution.is_none());
                     }
-                    "client" => self.client_spans += 1,
-                    k => panic!("span kind {k}"),
+                    SpanKind::Client => self.client_spans += 1,
                 }
             }
             Record::Break(b) => {
@@ -509,10 +510,7 @@ impl Checker {
                     "break without a method: {b:?}"
                 );
                 assert_eq!(b.service, service(b.pid));
-                let ambiguous = b.attribution == "ambiguous";
-                assert!(
-                    ["trace_id", "thread", "single_active", "ambiguous"].contains(&b.attribution)
-                );
+                let ambiguous = b.attribution == Attribution::Ambiguous;
                 assert_eq!(ambiguous, b.server_span_id.is_none(), "{b:?}");
                 if let Some(s) = &b.server_span_id {
                     assert!(nonzero_hex(s, &[16]));
@@ -524,24 +522,23 @@ impl Checker {
                     assert!(nonzero_hex(t, &[16, 32]), "trace id {t}");
                 }
                 match b.reason {
-                    "missing" => {
+                    BreakReason::Missing => {
                         self.released[0] += 1;
                         assert!(!b.missing.is_empty(), "{b:?}");
                         assert!(b.outbound.trace_id.is_none(), "{b:?}");
                     }
-                    "partial" => {
+                    BreakReason::Partial => {
                         self.released[1] += 1;
                         assert!(!b.missing.is_empty(), "{b:?}");
                         assert!(b.outbound.trace_id.is_some(), "{b:?}");
                         assert!(b.inbound.trace_id.is_some(), "{b:?}");
                     }
-                    "mismatch" => {
+                    BreakReason::Mismatch => {
                         self.released[2] += 1;
                         assert!(b.missing.is_empty(), "{b:?}");
                         assert!(b.outbound.trace_id.is_some(), "{b:?}");
                         assert_ne!(b.inbound.trace_id, b.outbound.trace_id, "{b:?}");
                     }
-                    r => panic!("break reason {r}"),
                 }
             }
             Record::Ready { .. } | Record::Summary(_) => panic!("pipeline emitted {r:?}"),
